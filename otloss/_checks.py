@@ -17,8 +17,10 @@ from torch import Tensor
 
 __all__ = [
     "check_choice",
+    "check_count",
     "check_floating",
     "check_min_samples",
+    "check_nonnegative",
     "check_pair",
     "check_points",
     "check_positive",
@@ -150,6 +152,24 @@ def check_positive(name: str, value: float) -> float:
     if not (value > 0 and value < float("inf")):
         raise ValueError(f"{name} must be positive and finite, got {value}")
     return float(value)
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Require a finite Python number ``>= 0`` (a loss weight that may switch a term off)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (value >= 0 and value < float("inf")):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return float(value)
+
+
+def check_count(name: str, value: object) -> int:
+    """Require a positive Python int (a size such as ``latent_dim`` or ``n_components``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

@@ -1,0 +1,487 @@
+r"""Kantorovich critics: adversarial estimates of the 1-Wasserstein distance.
+
+By Kantorovich-Rubinstein duality
+
+.. math::
+
+    W_1(P, Q) = \sup_{\|f\|_{L} \le 1} \mathbb{E}_{P} f - \mathbb{E}_{Q} f,
+
+so a neural network :math:`f` kept (approximately) 1-Lipschitz and trained to maximise
+:math:`\mathbb{E}_P f - \mathbb{E}_Q f` gives a differentiable estimate of :math:`W_1`
+for a generator to minimise (WGAN; GWAE's joint term :math:`L_D` on :math:`(x, z)` pairs).
+The Lipschitz constraint is imposed by a gradient penalty (Gulrajani et al., 2017) and/or
+spectral normalisation (Miyato et al., 2018).
+
+Bias: the estimate is a **lower bound** on :math:`W_1` of the samples it is evaluated on
+whenever :math:`f` is truly 1-Lipschitz; an under-trained or over-constrained critic
+(spectral norm with piecewise-linear activations) underestimates, and a gradient-penalty
+critic can slightly overshoot because the penalty is soft. ``docs/critic.md`` gives the
+measured sizes of both effects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from otloss._checks import check_floating, check_same_device_dtype
+from otloss.nn import MLP
+from otloss.ops import safe_sqrt
+
+__all__ = ["JointCritic", "KantorovichCritic", "gradient_penalty"]
+
+Inputs = Tensor | Sequence[Tensor]
+_NORMALIZED_LAYERS = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+_LEAKY_SLOPE = 0.2  # GWAE's critic activation (Table 7)
+
+
+def _as_tuple(name: str, inputs: object) -> tuple[Tensor, ...]:
+    """A tensor or a tuple of tensors, each ``(N, *)`` with one shared N."""
+    members = (inputs,) if isinstance(inputs, Tensor) else inputs
+    if not isinstance(members, (tuple, list)) or len(members) == 0:
+        raise TypeError(
+            f"{name} must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+        )
+    out = tuple(check_floating(f"{name}[{i}]", t) for i, t in enumerate(members))
+    for i, t in enumerate(out):
+        if t.dim() == 0:
+            raise ValueError(f"{name}[{i}] must have a sample dimension (N, *), got a scalar")
+    n = out[0].shape[0]
+    if any(t.shape[0] != n for t in out):
+        raise ValueError(
+            f"the members of {name} must share the sample dimension N, got shapes "
+            f"{[tuple(t.shape) for t in out]}"
+        )
+    if n == 0:
+        raise ValueError(f"{name} has 0 samples, shapes {[tuple(t.shape) for t in out]}")
+    check_same_device_dtype(**{f"{name}[{i}]": t for i, t in enumerate(out)})
+    return out
+
+
+def _check_real_fake(
+    real: object, fake: object, *, same_n: bool
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Validate a (real, fake) pair of tensors or tuples of tensors."""
+    r, f = _as_tuple("real", real), _as_tuple("fake", fake)
+    if len(r) != len(f):
+        raise ValueError(
+            f"real has {len(r)} members but fake has {len(f)}; pass tensors, or tuples of "
+            "the same length such as (x, z)"
+        )
+    for i, (a, b) in enumerate(zip(r, f, strict=True)):
+        if a.shape[1:] != b.shape[1:] or (same_n and a.shape[0] != b.shape[0]):
+            need = "the same shape" if same_n else "the same shape after the sample dimension"
+            raise ValueError(
+                f"real[{i}] and fake[{i}] must have {need}, got {tuple(a.shape)} and "
+                f"{tuple(b.shape)}"
+            )
+    check_same_device_dtype(real=r[0], fake=f[0])
+    return r, f
+
+
+def _interpolate(
+    real: tuple[Tensor, ...], fake: tuple[Tensor, ...], generator: torch.Generator | None
+) -> tuple[Tensor, ...]:
+    """Detached random interpolates with ONE coefficient t ~ U(0, 1) per sample.
+
+    The same t is used for every member of a tuple input, so ``(x_t, z_t)`` lies on the
+    segment between the pairs ``(x, z)`` and ``(x', z')`` of the joint space.
+    """
+    r0 = real[0]
+    t = torch.rand(r0.shape[0], generator=generator, device=r0.device, dtype=r0.dtype)
+    out = []
+    for a, b in zip(real, fake, strict=True):
+        tt = t.view(-1, *([1] * (a.dim() - 1)))
+        out.append(torch.lerp(b.detach(), a.detach(), tt).requires_grad_(True))
+    return tuple(out)
+
+
+def _penalty(values: Tensor, points: tuple[Tensor, ...], center: float) -> Tensor:
+    r"""Mean of :math:`(\|\nabla f(p_i)\| - c)^2` over samples, the gradient being the
+    concatenation of the flattened gradients with respect to every member of ``points``."""
+    grads = torch.autograd.grad(values.sum(), points, create_graph=True)
+    sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+    if center == 0:
+        return sq.mean()  # no sqrt: the zero-centred penalty is smooth at a zero gradient
+    return (safe_sqrt(sq) - center).pow(2).mean()
+
+
+def _scores(out: Tensor, n: int) -> Tensor:
+    """Critic outputs as ``(N,)``; accepts ``(N,)`` or ``(N, 1)``."""
+    if out.dim() == 2 and out.shape[1] == 1:
+        out = out.squeeze(1)
+    if out.shape != (n,):
+        raise ValueError(
+            f"the critic must return one score per sample, shape ({n},) or ({n}, 1), got "
+            f"{tuple(out.shape)}"
+        )
+    return out
+
+
+def gradient_penalty(
+    f: Callable[..., Tensor],
+    real: Inputs,
+    fake: Inputs,
+    center: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Gradient penalty of a critic on random interpolates (WGAN-GP, GWAE appendix B.3).
+
+    .. math::
+
+        \mathrm{GP} = \mathbb{E}_i \bigl(\|\nabla f(\hat u_i)\|_2 - c\bigr)^2, \qquad
+        \hat u_i = t_i\, u_i + (1 - t_i)\, u'_i, \quad t_i \sim U(0, 1),
+
+    with :math:`u_i` a real and :math:`u'_i` a fake sample. For a joint critic
+    :math:`f(x, z)` the inputs are tuples, one :math:`t_i` is shared by :math:`x` and
+    :math:`z` of the same pair, and :math:`\nabla f` is the concatenation of the flattened
+    gradients with respect to every member. :math:`c = 1` (default) is the one-centred
+    penalty of Gulrajani et al.; :math:`c = 0` penalises :math:`\|\nabla f\|^2` (zero-centred,
+    Mescheder et al. 2018 / Thanh-Tung et al. 2019).
+
+    The interpolates are built from **detached** inputs, so the penalty's gradient reaches
+    only the critic's parameters, never the networks that produced ``real`` or ``fake``.
+    ``f`` must map each sample independently (no batch normalisation).
+
+    Args:
+        f: the critic, called as ``f(u)`` or ``f(x, z)``; returns ``(N,)`` or ``(N, 1)``.
+        real: ``(N, *)`` tensor or tuple of ``(N, *)`` tensors.
+        fake: same shapes as ``real``.
+        center: target gradient norm :math:`c \ge 0`.
+        generator: random generator for the :math:`t_i` (on the inputs' device).
+
+    Returns:
+        Scalar tensor, differentiable with respect to the critic's parameters.
+
+    Example:
+        >>> f = nn.Linear(3, 1)
+        >>> gradient_penalty(f, torch.randn(8, 3), torch.randn(8, 3))
+    """
+    center = _check_center(center)
+    r, fk = _check_real_fake(real, fake, same_n=True)
+    points = _interpolate(r, fk, generator)
+    with torch.enable_grad():
+        values = _scores(f(*points), r[0].shape[0])
+        return _penalty(values, points, center)
+
+
+def _check_center(center: float) -> float:
+    if isinstance(center, bool) or not isinstance(center, (int, float)):
+        raise TypeError(f"center must be a number, got {type(center).__name__}")
+    if not (0 <= center < math.inf):
+        raise ValueError(f"center must be finite and >= 0, got {center}")
+    return float(center)
+
+
+def _check_weight(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (0 <= value < math.inf):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return float(value)
+
+
+def _apply_spectral_norm(net: nn.Module) -> int:
+    """Spectrally normalise every Linear/Conv weight of ``net`` in place; count them."""
+    count = 0
+    for module in net.modules():
+        if isinstance(module, _NORMALIZED_LAYERS) and module.weight is not None:
+            if not parametrize.is_parametrized(module, "weight"):
+                _spectral_norm(module)
+            count += 1
+    return count
+
+
+class KantorovichCritic(nn.Module):
+    r"""A 1-Lipschitz critic :math:`f` and the dual estimate of :math:`W_1` it yields.
+
+    .. math::
+
+        \widehat{W}_1 = \frac{1}{N}\sum_i f(u_i) - \frac{1}{M}\sum_j f(u'_j), \qquad
+        \mathcal{L}_{\text{critic}} = -\widehat{W}_1 + \lambda_{GP}\, \mathrm{GP}_c
+            + \frac{\lambda_{\text{drift}}}{N + M}
+              \Bigl(\sum_i f(u_i)^2 + \sum_j f(u'_j)^2\Bigr)
+
+    with :math:`\mathrm{GP}_c` the :func:`gradient_penalty` centred at
+    :math:`c` = ``gp_center``. The drift term (ProGAN) anchors the free additive constant
+    of :math:`f`; here it is averaged over real and fake samples alike.
+
+    **Two-step usage.** The critic step and the generator step are separate forward
+    passes; no graph is ever reused after an optimiser step, and the critic step cannot
+    push gradients into the generator because :meth:`critic_loss` detaches its inputs::
+
+        for _ in range(n_critic):                       # 1. critic step(s)
+            critic_opt.zero_grad()
+            critic.critic_loss(real, fake).backward()   # real/fake detached inside
+            critic_opt.step()
+        gen_opt.zero_grad()                             # 2. generator step
+        critic.estimate(real, fake).backward()          # fresh forward, new critic
+        gen_opt.step()
+
+    The generator minimises the estimate (it raises the critic's scores of its samples;
+    GWAE minimises :math:`L_D` over the encoder, whose pairs are "real", and the decoder
+    and prior, whose pairs are "fake"). ``fake`` may be computed once per iteration and
+    used in both steps: the critic step never backpropagates into its graph.
+    The generator step also leaves gradients on the critic's parameters; the critic
+    optimiser's ``zero_grad`` clears them, or call ``critic.requires_grad_(False)``
+    around the generator step to skip computing them.
+
+    Bias: :math:`\widehat W_1 \le W_1` of the evaluated samples whenever :math:`f` is
+    1-Lipschitz; spectral normalisation with LeakyReLU layers underestimates by a few to
+    tens of percent (measured in ``docs/critic.md``), the soft gradient penalty can
+    overshoot by a few percent.
+
+    Args:
+        net: any module mapping ``net(*inputs)`` to ``(N,)`` or ``(N, 1)`` scores. It must
+            treat samples independently (no batch normalisation); real, fake and
+            interpolated samples go through it in one concatenated pass.
+        spectral_norm: wrap every Linear/Conv/ConvTranspose weight of ``net`` (in place)
+            with :func:`torch.nn.utils.parametrizations.spectral_norm`.
+        gp_weight: :math:`\lambda_{GP} \ge 0` (GWAE: 10); 0 disables the penalty.
+        gp_center: :math:`c`: 1 (one-centred) or 0 (zero-centred).
+        drift_weight: :math:`\lambda_{\text{drift}} \ge 0`.
+
+    Shape:
+        - real, fake: a ``(N, *)`` tensor or a tuple such as ``(x (N, *), z (N, L))``;
+          the gradient penalty needs as many fakes as reals.
+        - forward output: ``(N,)``; losses: scalars.
+
+    Example:
+        >>> critic = KantorovichCritic(nn.Sequential(nn.Linear(2, 64), nn.LeakyReLU(0.2),
+        ...                                          nn.Linear(64, 1)))
+        >>> loss = critic.critic_loss(torch.randn(128, 2), torch.randn(128, 2) + 1)
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        spectral_norm: bool = True,
+        gp_weight: float = 10.0,
+        gp_center: float = 1.0,
+        drift_weight: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
+        self.gp_weight = _check_weight("gp_weight", gp_weight)
+        self.gp_center = _check_center(gp_center)
+        self.drift_weight = _check_weight("drift_weight", drift_weight)
+        self.spectral_norm = bool(spectral_norm)
+        if self.spectral_norm and _apply_spectral_norm(net) == 0:
+            raise ValueError(
+                "spectral_norm=True but net has no Linear/Conv layer to normalise; pass "
+                "spectral_norm=False for a parameter-free or custom-layer critic"
+            )
+        self.net = net
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """Scores :math:`f(u)` or :math:`f(x, z)`: ``(N,)``."""
+        if not inputs:
+            raise TypeError("the critic needs at least one input tensor")
+        return _scores(self.net(*inputs), inputs[0].shape[0])
+
+    def _joint_scores(self, groups: Sequence[tuple[Tensor, ...]]) -> list[Tensor]:
+        """One forward pass on the concatenation of several input groups, split back."""
+        sizes = [g[0].shape[0] for g in groups]
+        merged = tuple(torch.cat(members) for members in zip(*groups, strict=True))
+        return list(self(*merged).split(sizes))
+
+    def critic_terms(
+        self, real: Inputs, fake: Inputs, *, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """The critic objective and its parts, for logging.
+
+        Returns:
+            dict with ``loss`` (what :meth:`critic_loss` returns), ``estimate``
+            (:math:`\\widehat W_1`, detached from the generator), ``gradient_penalty`` and
+            ``drift`` (unweighted; zero tensors when their weight is 0).
+        """
+        use_gp = self.gp_weight > 0
+        r, f = _check_real_fake(real, fake, same_n=use_gp)
+        r = tuple(t.detach() for t in r)
+        f = tuple(t.detach() for t in f)
+        zero = r[0].new_zeros(())
+        with torch.enable_grad():
+            if use_gp:
+                points = _interpolate(r, f, generator)
+                f_real, f_fake, f_mid = self._joint_scores([r, f, points])
+                gp = _penalty(f_mid, points, self.gp_center)
+            else:
+                f_real, f_fake = self._joint_scores([r, f])
+                gp = zero
+            estimate = f_real.mean() - f_fake.mean()
+            drift = torch.cat([f_real, f_fake]).pow(2).mean() if self.drift_weight > 0 else zero
+            loss = -estimate + self.gp_weight * gp + self.drift_weight * drift
+        return {"loss": loss, "estimate": estimate, "gradient_penalty": gp, "drift": drift}
+
+    def critic_loss(
+        self, real: Inputs, fake: Inputs, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        r"""Loss the critic minimises: :math:`-\widehat W_1` + penalties (scalar).
+
+        ``real`` and ``fake`` are detached: backpropagating this loss reaches only the
+        critic's parameters. ``generator`` drives the interpolation coefficients.
+        """
+        return self.critic_terms(real, fake, generator=generator)["loss"]
+
+    def estimate(self, real: Inputs, fake: Inputs) -> Tensor:
+        r""":math:`\widehat W_1 = \mathbb{E} f(\text{real}) - \mathbb{E} f(\text{fake})`
+        (scalar), differentiable with respect to ``real`` and ``fake`` for the generator
+        step. Call it after the critic step, never reuse a critic-step graph."""
+        r, f = _check_real_fake(real, fake, same_n=False)
+        f_real, f_fake = self._joint_scores([r, f])
+        return f_real.mean() - f_fake.mean()
+
+    def extra_repr(self) -> str:
+        return (
+            f"spectral_norm={self.spectral_norm}, gp_weight={self.gp_weight}, "
+            f"gp_center={self.gp_center}, drift_weight={self.drift_weight}"
+        )
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> MLP:
+    """One hidden layer with GWAE's LeakyReLU(0.2)."""
+    return MLP(n_in, n_out, hidden=(hidden,), activation="leaky_relu")
+
+
+def _conv_branch(shape: tuple[int, int, int], features: int, width: int) -> nn.Sequential:
+    """4x4 stride-2 convolutions halving the image down to at most 7 px, then a Linear.
+
+    Channels start at ``width // 4`` and double up to ``width``.
+    """
+    channels, height, width_px = shape
+    layers: list[nn.Module] = []
+    c_in, c_out = channels, max(width // 4, 1)
+    while min(height, width_px) >= 8:
+        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(_LEAKY_SLOPE)]
+        height, width_px = height // 2, width_px // 2
+        c_in, c_out = c_out, min(2 * c_out, width)
+    layers += [nn.Flatten(), nn.Linear(c_in * height * width_px, features)]
+    return nn.Sequential(*layers)
+
+
+class JointCritic(nn.Module):
+    r"""GWAE's Y-shaped critic :math:`f(x, z)` on joint data-latent pairs.
+
+    .. math::
+
+        f(x, z) = \mathrm{stem}\Bigl(s\,\bigl[\,h_x(x),\; h_z(z)\,\bigr]\Bigr),
+        \qquad s = \tfrac12 \text{ by default}
+
+    An :math:`x` branch :math:`h_x` and a :math:`z` branch :math:`h_z` produce feature
+    vectors that are concatenated and multiplied by :math:`s` = ``merge_scale`` (GWAE,
+    Table 7: "multiplied by 0.5 for the sake of the gradient norm"), then a stem maps them
+    to a score. All default parts use LeakyReLU(0.2). Wrap it in
+    :class:`KantorovichCritic` to get spectral normalisation and the gradient penalty.
+
+    Lipschitz bound: with 1-Lipschitz branches the concatenation is already 1-Lipschitz
+    in the joint Euclidean norm :math:`\|(x, z)\|`, so with spectral normalisation the
+    whole critic is at most :math:`s`-Lipschitz and its estimate is at most
+    :math:`s\, W_1` (GWAE's :math:`L_D` is thus a scaled :math:`W_1`, which is harmless for
+    minimisation). Pass ``merge_scale=1.0`` for an estimate on the :math:`W_1` scale.
+
+    Args:
+        x_shape: shape of one data sample, used to build the default :math:`x` branch: a
+            ``(C, H, W)`` image gets a convolutional branch (4x4 stride-2 convolutions
+            from ``hidden // 4`` channels doubling up to ``hidden``, down to at most 7 px,
+            then a Linear layer), any other shape an MLP on the flattened sample.
+        latent_dim: :math:`L`, used to build the default :math:`z` branch (an MLP).
+        x_branch: a module mapping ``(N, *x_shape)`` to ``(N, features)``, replacing the
+            default.
+        z_branch: a module mapping ``(N, L)`` to ``(N, features)``, replacing the default.
+        stem: a module mapping ``(N, 2 * features)`` to ``(N,)`` or ``(N, 1)``; default
+            LeakyReLU, then an MLP with one hidden layer of ``hidden`` units.
+        features: width of each branch's output (what the default stem expects).
+        hidden: width of the hidden layers of the default MLPs and largest number of
+            channels of the default convolutional branch.
+        merge_scale: :math:`s > 0`, the factor applied to the concatenated features.
+
+    Shape:
+        x: ``(N, *x_shape)``, z: ``(N, L)``, output: ``(N,)``.
+
+    Example:
+        >>> critic = KantorovichCritic(JointCritic(x_shape=(1, 28, 28), latent_dim=8))
+        >>> critic(torch.rand(4, 1, 28, 28), torch.randn(4, 8)).shape
+        torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        x_shape: Sequence[int] | None = None,
+        latent_dim: int | None = None,
+        *,
+        x_branch: nn.Module | None = None,
+        z_branch: nn.Module | None = None,
+        stem: nn.Module | None = None,
+        features: int = 256,
+        hidden: int = 256,
+        merge_scale: float = 0.5,
+    ) -> None:
+        super().__init__()
+        for name, value in (("features", features), ("hidden", hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if x_branch is None:
+            if x_shape is None:
+                raise ValueError("pass x_shape (the shape of one sample) or an x_branch module")
+            x_shape = tuple(int(s) for s in x_shape)
+            if not x_shape or any(s < 1 for s in x_shape):
+                raise ValueError(
+                    f"x_shape must be a non-empty shape of positive sizes, got {x_shape}"
+                )
+            if len(x_shape) == 3:
+                x_branch = _conv_branch(x_shape, features, hidden)
+            else:
+                x_branch = nn.Sequential(nn.Flatten(), _mlp(math.prod(x_shape), hidden, features))
+        if z_branch is None:
+            if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+                raise ValueError(
+                    f"pass latent_dim (a positive int) or a z_branch module, got {latent_dim!r}"
+                )
+            z_branch = _mlp(latent_dim, hidden, features)
+        if (
+            isinstance(merge_scale, bool)
+            or not isinstance(merge_scale, (int, float))
+            or not (0 < merge_scale < math.inf)
+        ):
+            raise ValueError(f"merge_scale must be positive and finite, got {merge_scale!r}")
+        self.x_branch = x_branch
+        self.z_branch = z_branch
+        self.features = features
+        self.merge_scale = float(merge_scale)
+        self._default_stem = stem is None
+        self.stem = (
+            stem
+            if stem is not None
+            else nn.Sequential(nn.LeakyReLU(_LEAKY_SLOPE), _mlp(2 * features, hidden, 1))
+        )
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        """Scores of the pairs :math:`(x_i, z_i)`: ``(N,)``."""
+        if x.shape[0] != z.shape[0]:
+            raise ValueError(
+                f"x and z must have the same number of samples, got shapes {tuple(x.shape)} "
+                f"and {tuple(z.shape)}"
+            )
+        hx, hz = self.x_branch(x).flatten(1), self.z_branch(z).flatten(1)
+        if self._default_stem and hx.shape[1] + hz.shape[1] != 2 * self.features:
+            raise ValueError(
+                f"the default stem expects {self.features} features from each branch, got "
+                f"{hx.shape[1]} from x_branch and {hz.shape[1]} from z_branch; pass "
+                "features=... or a stem"
+            )
+        return _scores(self.stem(self.merge_scale * torch.cat([hx, hz], dim=1)), x.shape[0])
