@@ -1,0 +1,24 @@
+"""Reference OT autoencoders, built only from otloss's public divergences, critics and priors.
+
+Every model shares :class:`~otloss.models.base.OTAutoencoder`'s shape: ``encode(x)``,
+``decode(z)``, ``sample(n)``, ``reconstruct(x)``, ``losses(x) -> dict`` and, for
+adversarial models, ``critic_losses(x) -> dict`` and ``critic_parameters()``; train them
+with :class:`otloss.train.Trainer`.
+"""
+
+from otloss.models.base import OTAutoencoder
+from otloss.models.gmwae import GMWAE
+from otloss.models.gwae import GWAE, AggregatedPosteriorNorm
+from otloss.models.swae import SWAE
+from otloss.models.tcwae import TCWAE
+from otloss.models.wae import WAE
+
+__all__ = [
+    "GMWAE",
+    "GWAE",
+    "SWAE",
+    "TCWAE",
+    "WAE",
+    "AggregatedPosteriorNorm",
+    "OTAutoencoder",
+]

@@ -1,0 +1,198 @@
+"""The shape every reference model shares, and its default networks.
+
+A model is an ``nn.Module`` with ``encode(x)``, ``decode(z)``, ``sample(n)``,
+``reconstruct(x)`` and ``losses(x) -> dict`` (the total under ``"loss"`` plus every term
+as a tensor). Adversarial models add ``critic_losses(x) -> dict`` and
+``critic_parameters()``; :class:`otloss.train.Trainer` steps the critic's parameters with
+one optimiser and all the others with another. A model whose critic is optional (WAE-GAN,
+TCWAE-GAN) decorates both with :func:`critic_method`, so that they exist only on instances
+that have a critic (``has_critic``): the trainer treats a model as adversarial exactly when
+it has them.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from otloss.nn import MLP, ConvDecoder, ConvEncoder
+
+__all__ = [
+    "OTAutoencoder",
+    "critic_method",
+    "default_decoder",
+    "default_encoder",
+    "frozen",
+    "reparameterize",
+    "squared_error",
+]
+
+#: Convolution channels of the papers' image networks.
+ARCHITECTURES: dict[str, dict[str, tuple[int, ...]]] = {
+    "gwae": {"channels": (32, 64, 128, 256), "hidden": ()},
+    "tcwae": {"channels": (32, 32, 64, 64), "hidden": (256,)},
+}
+
+
+def _is_image(shape: Sequence[int]) -> bool:
+    return len(shape) == 3
+
+
+def default_encoder(
+    data_shape: Sequence[int], out_features: int, *, arch: str = "gwae"
+) -> nn.Module:
+    """A convolutional encoder for ``(C, H, W)`` images, an MLP for ``(D,)`` vectors."""
+    if _is_image(data_shape):
+        c, h, w = data_shape
+        return ConvEncoder(c, (h, w), out_features, **ARCHITECTURES[arch])
+    if len(data_shape) != 1:
+        raise ValueError(f"data_shape must be (C, H, W) or (D,), got {tuple(data_shape)}")
+    return MLP(data_shape[0], out_features, hidden=(256, 256))
+
+
+def default_decoder(latent_dim: int, data_shape: Sequence[int], *, arch: str = "gwae") -> nn.Module:
+    """The mirror of :func:`default_encoder`; images come out in ``[0, 1]`` (sigmoid)."""
+    if _is_image(data_shape):
+        c, h, w = data_shape
+        return ConvDecoder(latent_dim, c, (h, w), output="sigmoid", **ARCHITECTURES[arch])
+    if len(data_shape) != 1:
+        raise ValueError(f"data_shape must be (C, H, W) or (D,), got {tuple(data_shape)}")
+    return MLP(latent_dim, data_shape[0], hidden=(256, 256))
+
+
+def squared_error(x: Tensor, x_hat: Tensor) -> Tensor:
+    r"""Per-sample squared Euclidean error :math:`\lVert x - \hat x\rVert_2^2`, shape ``(N,)``.
+
+    The reconstruction cost :math:`c(x, \hat x)` of WAE, GWAE (:math:`\xi = 2`), SWAE and
+    GM-WAE: the Gaussian negative log-likelihood up to constants.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(
+            f"x and its reconstruction must have the same shape, got {tuple(x.shape)} and "
+            f"{tuple(x_hat.shape)}"
+        )
+    return (x - x_hat).pow(2).flatten(1).sum(1)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+    r"""A reparameterised draw :math:`z = \mu + e^{\log\sigma^2 / 2} \odot \epsilon`,
+    :math:`\epsilon \sim N(0, I)`, from :math:`N(\mu, \operatorname{diag}\sigma^2)`; same shape
+    as ``mu``."""
+    if mu.shape != logvar.shape:
+        raise ValueError(
+            f"mu and logvar must have the same shape, got {tuple(mu.shape)} and "
+            f"{tuple(logvar.shape)}"
+        )
+    return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Within the block, ``module``'s parameters take no gradient (restored on exit).
+
+    A generator objective that goes through a critic uses it so that its backward pass
+    neither computes nor accumulates gradients on the critic.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class critic_method:
+    """Decorator for ``critic_losses`` / ``critic_parameters`` of a model whose critic is
+    optional: the method exists only on instances with ``has_critic`` true.
+
+    On the others, reading the attribute raises ``AttributeError``, so ``hasattr(model,
+    "critic_losses")`` is False and :class:`otloss.train.Trainer` trains the model with a
+    single optimiser.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if not obj.has_critic:
+            raise AttributeError(
+                f"this {type(obj).__name__} has no critic, so no {self.__name__}()"
+            )
+        return types.MethodType(self.fn, obj)
+
+
+class OTAutoencoder(nn.Module):
+    """Base class of the reference models: an encoder, a decoder and a prior.
+
+    Args:
+        encoder: maps data ``(N, *data_shape)`` to ``(N, code_features)``.
+        decoder: maps codes ``(N, L)`` to data ``(N, *data_shape)``.
+        prior: a module from :mod:`otloss.priors` (``.rsample(n)``, ``.latent_dim``).
+        data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
+    """
+
+    #: Suggested :class:`otloss.train.TrainConfig` fields (the paper's optimiser settings).
+    training_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, data_shape: Sequence[int]
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.data_shape = tuple(int(s) for s in data_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        """Width ``L`` of the latent codes."""
+        return int(self.prior.latent_dim)
+
+    def check_data(self, x: Tensor) -> Tensor:
+        """Require a floating batch ``(N, *data_shape)``."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(
+                f"x must have shape (N, {', '.join(map(str, self.data_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return x
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Deterministic codes ``(N, L)`` (the posterior mean for Gaussian encoders)."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Data ``(N, *data_shape)`` from codes ``(N, L)``."""
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """``n`` generated samples: ``decode(z)`` with ``z`` from the prior."""
+        return self.decode(self.prior.rsample(n))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """``decode(encode(x))``."""
+        return self.decode(self.encode(self.check_data(x)))
+
+    def losses(self, x: Tensor) -> dict[str, Tensor]:
+        """The training objective under ``"loss"`` and each of its terms."""
+        raise NotImplementedError
+
+    @property
+    def has_critic(self) -> bool:
+        """Whether the model has a critic trained by ``critic_losses`` (False here)."""
+        return False

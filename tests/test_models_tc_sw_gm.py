@@ -1,0 +1,377 @@
+"""TCWAE, SWAE and GM-WAE: finite differentiable losses, gradient routing, descent, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import otloss
+from otloss.models import GMWAE, SWAE, TCWAE
+from otloss.models.tcwae import PAPER_WEIGHTS
+
+IMAGE = (1, 28, 28)
+VECTOR = (10,)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks: intra-op threads only add contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data(shape: tuple[int, ...], n: int = 8, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _reached(term: torch.Tensor, groups: dict[str, nn.Module | list[nn.Parameter]]) -> set[str]:
+    """Names of the parameter groups that receive a non-zero gradient from ``term``."""
+    params = {
+        name: list(g.parameters()) if isinstance(g, nn.Module) else list(g)
+        for name, g in groups.items()
+    }
+    flat = [p for ps in params.values() for p in ps]
+    grads = torch.autograd.grad(term, flat, retain_graph=True, allow_unused=True)
+    reached, i = set(), 0
+    for name, ps in params.items():
+        gs = grads[i : i + len(ps)]
+        i += len(ps)
+        if any(g is not None and g.abs().sum() > 0 for g in gs):
+            reached.add(name)
+    return reached
+
+
+def _descends(model: nn.Module, x: torch.Tensor, params, lr: float = 1e-3, key="loss") -> None:
+    """One Adam step on ``key`` over ``params`` lowers it on the same batch and noise."""
+    opt = torch.optim.Adam(params, lr=lr)
+    torch.manual_seed(1)
+    before = model.losses(x)[key]
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        after = model.losses(x)[key]
+    assert after < before, (before.item(), after.item())
+
+
+# ------------------------------------------------------------------------------- TCWAE
+
+
+def _tcwae(shape=VECTOR, estimator="mws", **kwargs) -> TCWAE:
+    torch.manual_seed(0)
+    if estimator == "gan":
+        kwargs.setdefault("discriminator_hidden", 32)
+        kwargs.setdefault("discriminator_depth", 2)
+    else:
+        kwargs.setdefault("dataset_size", 1000)
+    return TCWAE(shape, latent_dim=4, estimator=estimator, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [IMAGE, VECTOR])
+@pytest.mark.parametrize("estimator", ["mws", "mss", "gan"])
+def test_tcwae_losses_are_finite_and_differentiable(estimator, shape):
+    model = _tcwae(shape, estimator)
+    terms = model.losses(_data(shape))
+    expected_keys = {"loss", "reconstruction", "tc", "dimwise_kl"}
+    if estimator != "gan":
+        expected_keys.add("mutual_info")
+    assert set(terms) == expected_keys
+    assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
+    torch.testing.assert_close(
+        terms["loss"],
+        terms["reconstruction"] + model.beta * terms["tc"] + model.gamma * terms["dimwise_kl"],
+    )
+    terms["loss"].backward()
+    for p in [*model.encoder.parameters(), *model.decoder.parameters()]:
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("estimator", ["mws", "mss", "gan"])
+def test_tcwae_latent_terms_reach_the_encoder_only(estimator):
+    model = _tcwae(VECTOR, estimator)
+    groups = {"encoder": model.encoder, "decoder": model.decoder}
+    if estimator == "gan":
+        groups["critic"] = model.critic
+    terms = model.losses(_data(VECTOR))
+    assert _reached(terms["reconstruction"], groups) == {"encoder", "decoder"}
+    assert _reached(terms["tc"], groups) == {"encoder"}
+    assert _reached(terms["dimwise_kl"], groups) == {"encoder"}
+    assert _reached(terms["loss"], groups) == {"encoder", "decoder"}
+
+
+def test_tcwae_gan_critic_losses_reach_only_the_discriminators():
+    model = _tcwae(VECTOR, "gan")
+    critic = model.critic_losses(_data(VECTOR))
+    assert set(critic) == {"loss", "tc_discriminator", "dimwise_discriminator"}
+    assert all(torch.isfinite(t) for t in critic.values())
+    groups = {
+        "encoder": model.encoder,
+        "decoder": model.decoder,
+        "tc": model.critic["tc"],
+        "dimwise_kl": model.critic["dimwise_kl"],
+    }
+    assert _reached(critic["loss"], groups) == {"tc", "dimwise_kl"}
+    assert _reached(critic["tc_discriminator"], groups) == {"tc"}
+    assert set(model.critic_parameters()) == set(model.critic.parameters())
+
+
+def test_tcwae_sampling_estimators_have_no_critic():
+    model = _tcwae(VECTOR, "mss")
+    assert not model.has_critic
+    assert not hasattr(model, "critic_losses")
+    assert not hasattr(model, "critic_parameters")
+
+
+@pytest.mark.parametrize("estimator", ["mws", "gan"])
+def test_tcwae_one_step_decreases_a_fixed_batch_loss(estimator):
+    model = _tcwae(VECTOR, estimator)
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    _descends(model, _data(VECTOR, n=16), params)
+
+
+def test_tcwae_defaults_follow_the_paper():
+    model = TCWAE(IMAGE, dataset_size=100)
+    assert model.latent_dim == 10
+    assert (model.beta, model.gamma) == PAPER_WEIGHTS["mws", "squared"]
+    gan = TCWAE(IMAGE, estimator="gan", cost="cross_entropy")
+    assert (gan.beta, gan.gamma) == (100.0, 5.0)
+    # Table 3: 4 convolutions with 32-32-64-64 channels, 6 x 1000 ReLU discriminators.
+    convs = [m for m in model.encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64]
+    linears = [m for m in gan.critic["tc"].modules() if isinstance(m, nn.Linear)]
+    assert [lin.out_features for lin in linears] == [1000] * 6 + [2]
+    assert TCWAE.training_defaults["lr"] == 4e-4
+
+
+@pytest.mark.parametrize("cost", ["l1", "cross_entropy"])
+def test_tcwae_reconstruction_costs(cost):
+    model = _tcwae(IMAGE, "mws", cost=cost)
+    x = _data(IMAGE)
+    torch.manual_seed(3)
+    terms = model.losses(x)
+    torch.manual_seed(3)
+    mu, logvar = model.posterior(x)
+    x_hat = model.decode(mu + (0.5 * logvar).exp() * torch.randn_like(mu))
+    if cost == "l1":
+        expected = (x - x_hat).abs().flatten(1).sum(1).mean()
+    else:
+        expected = -(x * x_hat.log() + (1 - x) * (1 - x_hat).log()).flatten(1).sum(1).mean()
+    torch.testing.assert_close(terms["reconstruction"], expected)
+
+
+def test_tcwae_rejects_bad_configurations_and_inputs():
+    with pytest.raises(ValueError, match="dataset_size"):
+        TCWAE(VECTOR, estimator="mws")
+    with pytest.raises(ValueError, match="unknown estimator"):
+        TCWAE(VECTOR, estimator="kde", dataset_size=10)
+    with pytest.raises(ValueError, match="cross_entropy"):
+        TCWAE(VECTOR, cost="cross_entropy", dataset_size=10)
+    with pytest.raises(ValueError, match="beta"):
+        TCWAE(VECTOR, beta=-1.0, dataset_size=10)
+    model = _tcwae(VECTOR, "mws", dataset_size=4)
+    with pytest.raises(ValueError, match="dataset_size=4 is smaller"):
+        model.losses(_data(VECTOR, n=8))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 10\)"):
+        model.losses(torch.rand(4, 11))
+    with pytest.raises(ValueError, match="at least 2"):
+        model.losses(torch.rand(1, 10))
+    with pytest.raises(TypeError, match="floating"):
+        model.losses(torch.ones(4, 10, dtype=torch.long))
+
+
+# -------------------------------------------------------------------------------- SWAE
+
+
+def _swae(shape=VECTOR, **kwargs) -> SWAE:
+    torch.manual_seed(0)
+    kwargs.setdefault("n_pseudo", 6)
+    return SWAE(shape, latent_dim=3, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [IMAGE, VECTOR])
+@pytest.mark.parametrize("nearest", ["data", "latent", "cosine"])
+def test_swae_losses_are_finite_and_differentiable(shape, nearest):
+    model = _swae(shape, nearest=nearest)
+    terms = model.losses(_data(shape))
+    assert set(terms) == {"loss", "x_loss", "reconstruction", "z_loss"}
+    assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
+    torch.testing.assert_close(
+        terms["loss"],
+        model.beta * terms["x_loss"]
+        + (1 - model.beta) * terms["reconstruction"]
+        + model.alpha * terms["z_loss"],
+    )
+    terms["loss"].backward()
+    for p in model.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("nearest", ["data", "latent"])
+def test_swae_terms_reach_the_parameters_they_should(nearest):
+    model = _swae(VECTOR, nearest=nearest)
+    groups = {"encoder": model.encoder, "decoder": model.decoder, "prior": model.prior}
+    terms = model.losses(_data(VECTOR))
+    assert _reached(terms["x_loss"], groups) == {"decoder", "prior"}
+    assert _reached(terms["reconstruction"], groups) == {"encoder", "decoder"}
+    assert _reached(terms["z_loss"], groups) == {"encoder", "prior"}
+
+
+def test_swae_z_d_comes_from_the_nearest_pseudo_input():
+    model = _swae(VECTOR, n_pseudo=5)
+    model.init_pseudo_inputs(_data(VECTOR, n=5, seed=4))
+    u = model.prior.pseudo_inputs.detach()
+    x = u[torch.tensor([3, 0, 4, 1, 2])] + 0.01  # each sample next to one pseudo-input
+    nearest = torch.stack([((u - xi) ** 2).sum(1).argmin() for xi in x])
+    torch.manual_seed(2)
+    z_d = model.prior_codes(x)
+    torch.manual_seed(2)
+    eps = torch.randn(5, 3)
+    mu, logvar = model.prior.conditional(nearest)
+    torch.testing.assert_close(z_d, mu + (0.5 * logvar).exp() * eps)
+
+
+def test_swae_one_step_decreases_a_fixed_batch_loss():
+    model = _swae(IMAGE)
+    _descends(model, _data(IMAGE, n=8), list(model.parameters()))
+
+
+def test_swae_defaults_follow_the_paper():
+    model = SWAE(VECTOR, n_pseudo=10)
+    assert (model.beta, model.alpha, model.latent_dim) == (0.5, 1.0, 8)
+    assert SWAE.training_defaults["lr"] == 1e-3
+    assert SWAE.__init__.__kwdefaults__["n_pseudo"] == 4000
+
+
+def test_swae_rejects_bad_configurations_and_inputs():
+    with pytest.raises(ValueError, match="beta"):
+        SWAE(VECTOR, beta=1.5, n_pseudo=4)
+    with pytest.raises(ValueError, match="unknown nearest"):
+        SWAE(VECTOR, nearest="manhattan", n_pseudo=4)
+    model = _swae(VECTOR)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 10\)"):
+        model.losses(torch.rand(4, 1, 10))
+    with pytest.raises(TypeError, match="floating"):
+        model.losses(torch.ones(4, 10, dtype=torch.int32))
+
+
+# ------------------------------------------------------------------------------- GMWAE
+
+
+def _gmwae(shape=VECTOR, **kwargs) -> GMWAE:
+    torch.manual_seed(0)
+    return GMWAE(shape, latent_dim=3, n_components=4, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [IMAGE, VECTOR])
+def test_gmwae_losses_are_finite_and_differentiable(shape):
+    model = _gmwae(shape)
+    terms = model.losses(_data(shape))
+    assert set(terms) == {"loss", "reconstruction", "mmd", "component_entropy"}
+    assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
+    torch.testing.assert_close(
+        terms["loss"], terms["reconstruction"] + model.lambda_z * terms["mmd"]
+    )
+    terms["loss"].backward()
+    for p in model.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_gmwae_terms_reach_the_parameters_they_should():
+    model = _gmwae(VECTOR)
+    groups = {
+        "q_k": model.encoder,
+        "heads": model.component_encoder,
+        "decoder": model.decoder,
+    }
+    terms = model.losses(_data(VECTOR))
+    assert _reached(terms["reconstruction"], groups) == {"q_k", "heads", "decoder"}
+    # The weighted MMD reaches q(k | x) through the weights pi_k(x_i) / N.
+    assert _reached(terms["mmd"], groups) == {"q_k", "heads"}
+
+
+def test_gmwae_expectation_over_k_is_exact():
+    model = _gmwae(VECTOR)
+    x = _data(VECTOR, n=6)
+    torch.manual_seed(5)
+    terms = model.losses(x)
+    torch.manual_seed(5)
+    log_probs, mu, logvar = model.posterior(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    z_prior = model.prior.rsample(6)
+    probs = log_probs.exp()
+    recon = sum(
+        probs[:, k] * (x - model.decode(z[:, k])).pow(2).sum(1) for k in range(4)
+    ).mean()
+    torch.testing.assert_close(terms["reconstruction"], recon)
+    mmd = otloss.mmd(
+        z.reshape(-1, 3), z_prior, bandwidth=1.0, scales=model.mmd.scales,
+        x_weights=probs.reshape(-1) / 6,
+    )
+    torch.testing.assert_close(terms["mmd"], mmd)
+
+
+def test_gmwae_component_probs_sum_to_one_and_assignments_are_their_argmax():
+    model = _gmwae(IMAGE)
+    x = _data(IMAGE, n=7)
+    probs = model.component_probs(x)
+    assert probs.shape == (7, 4)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(7))
+    assert (probs >= 0).all()
+    labels = model.assignments(x)
+    assert labels.dtype == torch.int64 and labels.shape == (7,)
+    torch.testing.assert_close(labels, probs.argmax(-1))
+    codes = model.encode(x)
+    _, mu, _ = model.posterior(x)
+    torch.testing.assert_close(codes, mu[torch.arange(7), labels])
+
+
+def test_gmwae_pretraining_matches_the_prior_moments_and_touches_only_the_heads():
+    model = _gmwae(VECTOR)
+    x = _data(VECTOR, n=64)
+    groups = {"q_k": model.encoder, "heads": model.component_encoder, "decoder": model.decoder}
+    first = model.pretrain_losses(x)
+    assert set(first) == {"loss", "mean", "covariance"}
+    assert _reached(first["loss"], groups) == {"heads"}
+    opt = torch.optim.Adam(model.pretrain_parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = model.pretrain_losses(x)["loss"]
+        loss.backward()
+        opt.step()
+    assert loss < 0.05 * first["loss"]
+    with torch.no_grad():
+        _, mu, _ = model.posterior(x)
+    centres = mu.mean(0)
+    torch.testing.assert_close(centres, model.prior.means, atol=0.15, rtol=0)
+
+
+def test_gmwae_one_step_decreases_a_fixed_batch_loss():
+    model = _gmwae(VECTOR, lambda_z=10.0)
+    _descends(model, _data(VECTOR, n=16), list(model.parameters()))
+
+
+def test_gmwae_defaults_follow_the_paper():
+    model = GMWAE(IMAGE)
+    assert (model.latent_dim, model.n_components, model.lambda_z) == (10, 10, 500.0)
+    assert len(model.mmd.scales) == 15 and min(model.mmd.scales) == 0.01
+    assert max(model.mmd.scales) == 500.0
+    assert GMWAE.training_defaults["lr"] == 5e-4
+
+
+def test_gmwae_rejects_bad_configurations_and_inputs():
+    with pytest.raises(ValueError, match="n_components"):
+        GMWAE(VECTOR, latent_dim=3, n_components=0)
+    with pytest.raises(TypeError, match="FixedGaussianMixture"):
+        GMWAE(VECTOR, latent_dim=3, prior=nn.Linear(2, 2))
+    model = _gmwae(VECTOR)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 10\)"):
+        model.losses(torch.rand(4, 12))
+    with pytest.raises(ValueError, match="at least 2"):
+        model.losses(torch.rand(1, 10))
+    bad = GMWAE(VECTOR, latent_dim=3, n_components=4, encoder=nn.Linear(10, 5))
+    with pytest.raises(ValueError, match=r"\(N, n_components\) = \(4, 4\)"):
+        bad.losses(torch.rand(4, 10))
