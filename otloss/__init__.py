@@ -6,12 +6,45 @@ with the same arguments; see ``docs/`` for the math, estimators and biases.
 
 __version__ = "0.1.0"
 
-from otloss import ops
+from otloss import ops, priors
+from otloss.critic import JointCritic, KantorovichCritic, gradient_penalty
 from otloss.gw import GWEstimator, gw_loss
+from otloss.mmd import MMD, mmd
+from otloss.sinkhorn import SinkhornDivergence, sinkhorn_divergence
+from otloss.sliced import SlicedWasserstein, sliced_wasserstein
+from otloss.tc import (
+    DensityRatioDimwiseKL,
+    DensityRatioTC,
+    TotalCorrelation,
+    gaussian_entropy,
+    permute_dims,
+    tc_decomposition,
+    total_correlation,
+)
+from otloss.train import TrainConfig, Trainer
 
 __all__ = [
+    "MMD",
+    "DensityRatioDimwiseKL",
+    "DensityRatioTC",
     "GWEstimator",
+    "JointCritic",
+    "KantorovichCritic",
+    "SinkhornDivergence",
+    "SlicedWasserstein",
+    "TotalCorrelation",
+    "TrainConfig",
+    "Trainer",
     "__version__",
+    "gaussian_entropy",
+    "gradient_penalty",
     "gw_loss",
+    "mmd",
     "ops",
+    "permute_dims",
+    "priors",
+    "sinkhorn_divergence",
+    "sliced_wasserstein",
+    "tc_decomposition",
+    "total_correlation",
 ]

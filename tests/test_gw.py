@@ -16,7 +16,9 @@ from tests.conftest import cuda
 
 def _pair(n=12, dx=5, dz=3, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, dx, generator=g, dtype=dtype), torch.randn(n, dz, generator=g, dtype=dtype)
+    return torch.randn(n, dx, generator=g, dtype=dtype), torch.randn(
+        n, dz, generator=g, dtype=dtype
+    )
 
 
 def _random_rotation(d, seed, dtype=torch.float64):

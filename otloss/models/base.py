@@ -174,6 +174,18 @@ class OTAutoencoder(nn.Module):
         """Deterministic codes ``(N, L)`` (the posterior mean for Gaussian encoders)."""
         raise NotImplementedError
 
+    def gaussian_posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Split the encoder's ``(N, 2 L)`` output into the mean and log-variance of
+        a diagonal-Gaussian :math:`q(z | x)`, each ``(N, L)``."""
+        out = self.encoder(self.check_data(x))
+        if out.dim() != 2 or out.shape[1] != 2 * self.latent_dim:
+            raise ValueError(
+                f"the encoder must return (N, 2 * latent_dim) = (N, {2 * self.latent_dim}) "
+                f"(mean and log-variance), got {tuple(out.shape)}"
+            )
+        mu, logvar = out.chunk(2, dim=1)
+        return mu, logvar
+
     def decode(self, z: Tensor) -> Tensor:
         """Data ``(N, *data_shape)`` from codes ``(N, L)``."""
         return self.decoder(z)

@@ -329,13 +329,7 @@ class GWAE(OTAutoencoder):
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Mean and log-variance of :math:`q_\phi(z | x)`, each ``(N, L)`` (normalised by
         :class:`AggregatedPosteriorNorm` when enabled)."""
-        out = self.encoder(self.check_data(x))
-        if out.dim() != 2 or out.shape[1] != 2 * self.latent_dim:
-            raise ValueError(
-                f"the encoder must return (N, 2 * latent_dim) = (N, {2 * self.latent_dim}) "
-                f"(mean and log-variance), got {tuple(out.shape)}"
-            )
-        mu, logvar = out.chunk(2, dim=1)
+        mu, logvar = self.gaussian_posterior(x)
         if self.posterior_norm is not None:
             mu, logvar = self.posterior_norm(mu, logvar)
         return mu, logvar

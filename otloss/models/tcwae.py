@@ -215,14 +215,7 @@ class TCWAE(OTAutoencoder):
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Mean and log-variance of :math:`q(z \mid x)`, each ``(N, L)``."""
-        out = self.encoder(self.check_data(x))
-        if out.dim() != 2 or out.shape[1] != 2 * self.latent_dim:
-            raise ValueError(
-                f"the encoder must return (N, 2 * latent_dim) = (N, {2 * self.latent_dim}) "
-                f"(mean and log-variance), got {tuple(out.shape)}"
-            )
-        mu, logvar = out.chunk(2, dim=1)
-        return mu, logvar
+        return self.gaussian_posterior(x)
 
     def encode(self, x: Tensor) -> Tensor:
         """The posterior mean ``(N, L)``."""
