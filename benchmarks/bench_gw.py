@@ -41,7 +41,7 @@ def main() -> None:
             n,
             f"{ours['median'] * 1e3:.2f}",
             f"{pot['median'] * 1e3:.1f}",
-            f"{pot['median'] / ours['median']:.0f}x",
+            f"{pot['median'] / ours['median']:.1f}x",
         ])
     write_section(
         "gw",

@@ -44,16 +44,13 @@ def sqdist(x: Tensor, y: Tensor | None = None) -> Tensor:
         - x: ``(..., N, D)``, y: ``(..., M, D)`` (broadcastable leading dimensions)
         - output: ``(..., N, M)``, or ``(..., N, N)`` when ``y`` is ``None``
     """
-    same = y is None
-    if same:
-        center = x.mean(dim=-2, keepdim=True)
-        xc = yc = x - center
-    else:
-        n, m = x.shape[-2], y.shape[-2]
-        center = (x.sum(dim=-2, keepdim=True) + y.sum(dim=-2, keepdim=True)) / (n + m)
-        xc, yc = x - center, y - center
+    if y is None:
+        return _SelfSqdist.apply(x)
+    n, m = x.shape[-2], y.shape[-2]
+    center = (x.sum(dim=-2, keepdim=True) + y.sum(dim=-2, keepdim=True)) / (n + m)
+    xc, yc = x - center, y - center
     x2 = (xc * xc).sum(dim=-1, keepdim=True)
-    y2 = x2 if same else (yc * yc).sum(dim=-1, keepdim=True)
+    y2 = (yc * yc).sum(dim=-1, keepdim=True)
     if xc.dim() == 2 and yc.dim() == 2:
         d2 = torch.addmm(x2, xc, yc.mT, alpha=-2)  # one fused pass: x2 - 2 x.y
     elif xc.dim() == 3 and yc.dim() == 3 and xc.shape[0] == yc.shape[0]:
@@ -61,10 +58,44 @@ def sqdist(x: Tensor, y: Tensor | None = None) -> Tensor:
     else:
         d2 = x2 - 2 * (xc @ yc.mT)
     d2 = (d2 + y2.mT).clamp_min(0)
-    if same:
-        eye = torch.eye(x.shape[-2], dtype=torch.bool, device=x.device)
-        d2 = d2.masked_fill(eye, 0)
     return d2
+
+
+def _self_sqdist(x: Tensor) -> Tensor:
+    # The squared norms are the Gram matrix's diagonal: the matmul is the only pass over
+    # the (N, D) features.
+    xc = x - x.mean(dim=-2, keepdim=True)
+    gram = xc @ xc.mT
+    sq = gram.diagonal(dim1=-2, dim2=-1)
+    d2 = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * gram).clamp_min(0)
+    eye = torch.eye(x.shape[-2], dtype=torch.bool, device=x.device)
+    return d2.masked_fill(eye, 0)
+
+
+class _SelfSqdist(torch.autograd.Function):
+    """Self-distances with a one-matmul backward.
+
+    With ``W = dL/d(d2)`` (zero where clamped and on the diagonal), the gradient is
+    ``dL/dx = 2 (diag(rowsum(S)) - S) xc`` with ``S = W + W^T``: its rows sum to zero, so
+    the centring needs no backward pass, and autograd's two Gram-matrix products and the
+    centring's backward collapse into one product. The backward is written with
+    differentiable operations on the saved input, so higher-order gradients still work.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        d2 = _self_sqdist(x)
+        ctx.save_for_backward(x, d2)
+        return d2
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        x, d2 = ctx.saved_tensors
+        off_diagonal = ~torch.eye(x.shape[-2], dtype=torch.bool, device=x.device)
+        w = torch.where((d2 > 0) & off_diagonal, grad, 0)
+        s = w + w.mT
+        a = torch.diag_embed(s.sum(-1)) - s
+        return 2 * (a @ (x - x.mean(dim=-2, keepdim=True)))
 
 
 def safe_sqrt(t: Tensor) -> Tensor:

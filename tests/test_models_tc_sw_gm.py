@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import otloss
+from otloss.data import Sprites
 from otloss.models import GMWAE, SWAE, TCWAE
+from otloss.models.base import INITIAL_LOGVAR
 from otloss.models.tcwae import PAPER_WEIGHTS
 
 IMAGE = (1, 28, 28)
@@ -163,6 +166,40 @@ def test_tcwae_reconstruction_costs(cost):
     torch.testing.assert_close(terms["reconstruction"], expected)
 
 
+def _sprites(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Sparse binary images (a small shape on black), where a badly scaled init shows most."""
+    return Sprites(image_size=size).sample(n, np.random.RandomState(seed))[1]
+
+
+def test_tcwae_default_posterior_starts_informative():
+    # With PyTorch's default init the means of different sprites differed by 6e-4 under
+    # unit-variance posteriors: q(z | x) started equal to the prior and never left it.
+    torch.manual_seed(0)
+    model = TCWAE((1, 32, 32), dataset_size=100, cost="cross_entropy")
+    with torch.no_grad():
+        mu, logvar = model.posterior(_sprites(64))
+    torch.testing.assert_close(logvar, torch.full_like(logvar, INITIAL_LOGVAR))
+    assert mu.std(0).mean() > (0.5 * logvar).exp().mean()
+
+
+def test_tcwae_mws_with_the_papers_weights_does_not_collapse_onto_the_prior():
+    # 60 steps with the paper's dSprites weights (beta 50, gamma 100, cross-entropy): the
+    # posterior means must vary between images (FactorVAE's active-dimension threshold
+    # 0.05); before the initialisation fix every dimension had a spread of 0.00.
+    torch.manual_seed(0)
+    x = _sprites(512)
+    model = TCWAE((1, 32, 32), estimator="mws", dataset_size=512, cost="cross_entropy")
+    opt = torch.optim.Adam(model.parameters(), lr=4e-4, eps=8e-4)
+    order = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        opt.zero_grad()
+        model.losses(x[torch.randint(512, (64,), generator=order)])["loss"].backward()
+        opt.step()
+    with torch.no_grad():
+        spread = model.encode(x).std(0)
+    assert (spread > 0.05).sum() >= 5, spread
+
+
 def test_tcwae_rejects_bad_configurations_and_inputs():
     with pytest.raises(ValueError, match="dataset_size"):
         TCWAE(VECTOR, estimator="mws")
@@ -234,9 +271,27 @@ def test_swae_z_d_comes_from_the_nearest_pseudo_input():
     torch.testing.assert_close(z_d, mu + (0.5 * logvar).exp() * eps)
 
 
+def test_swae_default_prior_noise_starts_below_the_spread_of_its_means():
+    # With PyTorch's default init z_d was pure unit-variance noise around conditional
+    # means (and codes) that differed by 3e-3 between inputs: the x-loss trained the
+    # decoder on noise and the codes shrank under the z-loss.
+    torch.manual_seed(0)
+    x = _sprites(64, size=28)
+    model = SWAE((1, 28, 28), n_pseudo=64)
+    model.init_pseudo_inputs(x)
+    with torch.no_grad():
+        mu, logvar = model.prior.conditional()
+        codes = model.encode(x)
+    torch.testing.assert_close(logvar, torch.full_like(logvar, INITIAL_LOGVAR))
+    assert mu.std(0).mean() > (0.5 * logvar).exp().mean()
+    assert codes.std(0).mean() > 0.05
+
+
 def test_swae_one_step_decreases_a_fixed_batch_loss():
+    # lr 1e-4: Adam's first step moves every He-initialised weight by lr at once, which on
+    # dense uniform-noise images moves the codes by more than the z-loss's scale at 1e-3.
     model = _swae(IMAGE)
-    _descends(model, _data(IMAGE, n=8), list(model.parameters()))
+    _descends(model, _data(IMAGE, n=8), list(model.parameters()), lr=1e-4)
 
 
 def test_swae_defaults_follow_the_paper():

@@ -30,7 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from otloss._checks import check_choice, check_count, check_nonnegative
-from otloss.models.base import OTAutoencoder, default_decoder, default_encoder, squared_error
+from otloss.models.base import (
+    OTAutoencoder,
+    default_decoder,
+    default_encoder,
+    default_gaussian_encoder,
+    he_init,
+    squared_error,
+)
 from otloss.priors import PseudoInputPrior
 
 __all__ = ["SWAE"]
@@ -56,7 +63,11 @@ class SWAE(OTAutoencoder):
     pseudo-inputs (MNIST, Fashion-MNIST; 500 for small datasets), :math:`L = 8`, nearest
     pseudo-input by L2 in data space, Adam at :math:`10^{-3}` (:attr:`training_defaults`).
     The paper's VampPrior gated convolutional networks are replaced by otloss's
-    (``arch``).
+    (``arch``), He-initialised, the conditional prior's log-variances starting at
+    :math:`-6` (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's
+    default initialisation the codes and the conditional means of different inputs differ
+    by :math:`10^{-3}` under unit-variance prior noise, the x-loss trains the decoder on
+    noise and the codes shrink under the z-loss instead of spreading.
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
@@ -111,7 +122,7 @@ class SWAE(OTAutoencoder):
         alpha = check_nonnegative("alpha", alpha)
         check_choice("nearest", nearest, NEAREST)
         if prior is None:
-            conditional = default_encoder(data_shape, 2 * latent_dim, arch=arch)
+            conditional = default_gaussian_encoder(data_shape, latent_dim, arch=arch)
             prior = PseudoInputPrior(
                 conditional, check_count("n_pseudo", n_pseudo), data_shape, data_range=data_range
             )
@@ -124,10 +135,10 @@ class SWAE(OTAutoencoder):
                 f"the prior has latent_dim={prior.latent_dim} but the model latent_dim={latent_dim}"
             )
         super().__init__(
-            encoder if encoder is not None else default_encoder(data_shape, latent_dim,
-                                                                arch=arch),
-            decoder if decoder is not None else default_decoder(latent_dim, data_shape,
-                                                                arch=arch),
+            encoder if encoder is not None else he_init(default_encoder(data_shape, latent_dim,
+                                                                        arch=arch)),
+            decoder if decoder is not None else he_init(default_decoder(latent_dim, data_shape,
+                                                                        arch=arch)),
             prior,
             data_shape,
         )

@@ -42,8 +42,9 @@ from otloss.models.base import (
     OTAutoencoder,
     critic_method,
     default_decoder,
-    default_encoder,
+    default_gaussian_encoder,
     frozen,
+    he_init,
     reparameterize,
     squared_error,
 )
@@ -103,7 +104,11 @@ class TCWAE(OTAutoencoder):
     convolutions with 32-32-64-64 channels and a 256-unit dense layer for images (an MLP
     for vectors), the encoder outputting the mean and log-variance of a diagonal Gaussian
     sampled with the reparameterisation trick, the decoder mirroring it. The prior is
-    :math:`N(0, I)`, as the decomposition needs a factorised prior.
+    :math:`N(0, I)`, as the decomposition needs a factorised prior. The default networks
+    start with He initialisation and posteriors of variance
+    :math:`e^{-6}` (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's
+    default initialisation the posterior starts equal to the prior (means differing by
+    :math:`10^{-3}` between images under unit-variance noise) and stays there.
 
     Defaults follow the paper: :math:`L = 10`, MWS, and :math:`(\beta, \gamma)` from
     :data:`PAPER_WEIGHTS` for the estimator and cost (the squared L2 cost: (4, 8) for
@@ -179,10 +184,10 @@ class TCWAE(OTAutoencoder):
                 "a sigmoid, or use cost='squared'"
             )
         super().__init__(
-            encoder if encoder is not None else default_encoder(data_shape, 2 * latent_dim,
-                                                                arch=arch),
-            decoder if decoder is not None else default_decoder(latent_dim, data_shape,
-                                                                arch=arch),
+            encoder if encoder is not None else default_gaussian_encoder(data_shape, latent_dim,
+                                                                         arch=arch),
+            decoder if decoder is not None else he_init(default_decoder(latent_dim, data_shape,
+                                                                        arch=arch)),
             StandardNormal(latent_dim),
             data_shape,
         )
