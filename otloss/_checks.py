@@ -10,6 +10,7 @@ so the hot path stays free of host syncs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -163,13 +164,21 @@ def check_nonnegative(name: str, value: float) -> float:
     return float(value)
 
 
-def check_count(name: str, value: object) -> int:
-    """Require a positive Python int (a size such as ``latent_dim`` or ``n_components``)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """Require an integer size (``latent_dim``, ``n_components``, a batch size) >= ``minimum``.
+
+    Python and NumPy integers are accepted, booleans are not.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+    if count < minimum:
+        need = "a positive int" if minimum == 1 else f"at least {minimum}"
+        raise ValueError(f"{name} must be {need}, got {count}")
+    return count
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

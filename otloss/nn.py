@@ -20,6 +20,8 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from otloss._checks import check_count
+
 __all__ = [
     "ACTIVATIONS",
     "MLP",
@@ -61,19 +63,11 @@ def _activation(activation: Activation) -> nn.Module:
     raise TypeError(f"activation must be a name or a callable, got {type(activation).__name__}")
 
 
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
-
-
 def _widths(name: str, widths: Sequence[int], *, allow_empty: bool) -> tuple[int, ...]:
     widths = tuple(widths)
     if not widths and not allow_empty:
         raise ValueError(f"{name} must name at least one layer width, got ()")
-    return tuple(_positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+    return tuple(check_count(f"{name}[{i}]", w) for i, w in enumerate(widths))
 
 
 def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
@@ -84,7 +78,7 @@ def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
     size = tuple(image_size)
     if len(size) != 2:
         raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-    return _positive_int("image_size[0]", size[0]), _positive_int("image_size[1]", size[1])
+    return check_count("image_size[0]", size[0]), check_count("image_size[1]", size[1])
 
 
 def feature_sizes(image_size: int | Sequence[int], depth: int) -> list[tuple[int, int]]:
@@ -148,9 +142,9 @@ class MLP(nn.Sequential):
         activation: Activation = "relu",
     ) -> None:
         widths = (
-            _positive_int("in_features", in_features),
+            check_count("in_features", in_features),
             *_widths("hidden", hidden, allow_empty=True),
-            _positive_int("out_features", out_features),
+            check_count("out_features", out_features),
         )
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(pairwise(widths)):
@@ -210,8 +204,8 @@ class ConvEncoder(nn.Module):
         activation: Activation = "relu",
     ) -> None:
         super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_features = _positive_int("out_features", out_features)
+        self.in_channels = check_count("in_channels", in_channels)
+        self.out_features = check_count("out_features", out_features)
         channels = _widths("channels", channels, allow_empty=False)
         sizes = feature_sizes(image_size, len(channels))
         self.image_size = sizes[0]
@@ -271,8 +265,8 @@ class ConvDecoder(nn.Module):
         super().__init__()
         if output not in ("logits", "sigmoid"):
             raise ValueError(f"unknown output {output!r}; expected 'logits' or 'sigmoid'")
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-        self.out_channels = _positive_int("out_channels", out_channels)
+        self.latent_dim = check_count("latent_dim", latent_dim)
+        self.out_channels = check_count("out_channels", out_channels)
         self.output = output
         channels = _widths("channels", channels, allow_empty=False)
         sizes = feature_sizes(image_size, len(channels))

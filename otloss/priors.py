@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_choice, check_floating, check_positive
+from otloss._checks import check_choice, check_count, check_floating, check_positive
 
 __all__ = [
     "FactorizedNeuralPrior",
@@ -32,20 +32,12 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _check_count(name: str, n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n <= 0:
-        raise ValueError(f"{name} must be positive, got {n}")
-    return n
-
-
 class _Prior(nn.Module):
     """Shared plumbing: ``latent_dim``, device/dtype of the noise, ``sample``, ``forward``."""
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
-        self.latent_dim = _check_count("latent_dim", latent_dim)
+        self.latent_dim = check_count("latent_dim", latent_dim)
         # parameter-free priors follow .to(device, dtype) through this empty buffer
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
 
@@ -93,7 +85,7 @@ class StandardNormal(_Prior):
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` standard normal samples."""
-        return self._noise(_check_count("n", n), self.latent_dim, generator=generator)
+        return self._noise(check_count("n", n), self.latent_dim, generator=generator)
 
     def log_prob(self, z: Tensor) -> Tensor:
         r""":math:`\log \mathcal{N}(z; 0, I) = -\tfrac12(\|z\|^2 + L \log 2\pi)`."""
@@ -106,8 +98,8 @@ def _activation() -> nn.Module:
 
 
 def _check_width(hidden: int, depth: int) -> None:
-    _check_count("hidden", hidden)
-    _check_count("depth", depth)
+    check_count("hidden", hidden)
+    check_count("depth", depth)
     if depth < 2:
         raise ValueError(f"depth counts layers including the output layer; need >= 2, got {depth}")
 
@@ -166,7 +158,7 @@ class NeuralPrior(_NormalizedOutput):
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples :math:`g_\\theta(\\epsilon)`."""
-        eps = self._noise(_check_count("n", n), self.latent_dim, generator=generator)
+        eps = self._noise(check_count("n", n), self.latent_dim, generator=generator)
         return self._finish(self.net(eps))
 
 
@@ -208,7 +200,7 @@ class FactorizedNeuralPrior(_NormalizedOutput):
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples with independent coordinates."""
-        eps = self._noise(_check_count("n", n), self.latent_dim, generator=generator)
+        eps = self._noise(check_count("n", n), self.latent_dim, generator=generator)
         return self._finish(self.net(eps.unsqueeze(-1)).squeeze(-1))
 
 
@@ -279,7 +271,7 @@ class GaussianMixturePrior(_Prior):
         temperature: float = 1.0,
     ) -> None:
         super().__init__(latent_dim)
-        self.n_components = _check_count("n_components", n_components)
+        self.n_components = check_count("n_components", n_components)
         check_positive("mean_std", mean_std)
         check_positive("component_std", component_std)
         self.temperature = check_positive("temperature", temperature)
@@ -295,7 +287,7 @@ class GaussianMixturePrior(_Prior):
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` exact mixture samples; straight-through gradients for the weights."""
-        n = _check_count("n", n)
+        n = check_count("n", n)
         eps = self._noise(n, self.latent_dim, generator=generator)
         u = torch.rand(n, self.n_components, generator=generator, **self._factory())
         tiny = torch.finfo(u.dtype).tiny
@@ -316,7 +308,7 @@ class GaussianMixturePrior(_Prior):
             to 1. :math:`\sum_i \text{weights}_i\, h(z_i)` is an unbiased estimate of
             :math:`\mathbb{E}_\pi h` whose gradient reaches the weights exactly.
         """
-        n = _check_count("n_per_component", n_per_component)
+        n = check_count("n_per_component", n_per_component)
         eps = self._noise(n, self.latent_dim, generator=generator)
         z = _component_samples(eps, self.means, self.scales).transpose(0, 1)
         weights = (self.weights / n).repeat_interleave(n)
@@ -405,7 +397,7 @@ class FixedGaussianMixture(_Prior):
         rotated_scales: Sequence[float] = (0.1, 0.5),
     ) -> None:
         super().__init__(latent_dim)
-        k = self.n_components = _check_count("n_components", n_components)
+        k = self.n_components = check_count("n_components", n_components)
         self.layout = check_choice("layout", layout, ("simplex", "rotated"))
         dtype = torch.get_default_dtype()
         if layout == "rotated":
@@ -459,13 +451,13 @@ class FixedGaussianMixture(_Prior):
         self, n_per_component: int, generator: torch.Generator | None = None
     ) -> Tensor:
         """``(K, n, L)``: ``n`` samples from each component ``k`` (stratified sampling)."""
-        n = _check_count("n_per_component", n_per_component)
+        n = check_count("n_per_component", n_per_component)
         eps = self._noise(n, self.latent_dim, generator=generator)
         return _component_samples(eps, self.means, self.scale_tril).transpose(0, 1)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples, components drawn uniformly."""
-        n = _check_count("n", n)
+        n = check_count("n", n)
         k = torch.randint(self.n_components, (n,), generator=generator, device=self.means.device)
         eps = self._noise(n, self.latent_dim, generator=generator)
         return self.means[k] + torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
@@ -549,7 +541,7 @@ class PseudoInputPrior(_Prior):
     ) -> None:
         if not isinstance(encoder_net, nn.Module):
             raise TypeError(f"encoder_net must be an nn.Module, got {type(encoder_net).__name__}")
-        n_pseudo = _check_count("n_pseudo", n_pseudo)
+        n_pseudo = check_count("n_pseudo", n_pseudo)
         input_shape = tuple(input_shape)
         if not input_shape or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in input_shape
@@ -621,7 +613,7 @@ class PseudoInputPrior(_Prior):
 
         Only the ``n`` drawn pseudo-inputs go through ``encoder_net``.
         """
-        n = _check_count("n", n)
+        n = check_count("n", n)
         device = self.raw_pseudo_inputs.device
         index = torch.randint(self.n_pseudo, (n,), generator=generator, device=device)
         return self._sample_at(index, generator)

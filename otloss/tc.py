@@ -59,6 +59,7 @@ from torch import Tensor, nn
 
 from otloss._checks import (
     check_choice,
+    check_count,
     check_floating,
     check_min_samples,
     check_points,
@@ -203,7 +204,7 @@ def log_importance_weights(
         posterior it is evaluated under).
     """
     check_choice("estimator", estimator, ESTIMATORS)
-    m = _check_count("batch_size", batch_size)
+    m = check_count("batch_size", batch_size)
     check_min_samples("the batch", m, _MIN_BATCH, _WHY_BATCH)
     n = _check_dataset_size(dataset_size, m)
     dtype = dtype if dtype is not None else torch.get_default_dtype()
@@ -397,7 +398,7 @@ class TotalCorrelation(nn.Module):
     def __init__(self, estimator: str = "mws", *, dataset_size: int) -> None:
         super().__init__()
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
-        self.dataset_size = _check_count("dataset_size", dataset_size)
+        self.dataset_size = check_count("dataset_size", dataset_size)
 
     def forward(self, z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         return total_correlation(
@@ -472,11 +473,11 @@ class _DensityRatio(nn.Module):
     """A two-logit discriminator D with log D / (1 - D) = logit_0 - logit_1."""
 
     def __init__(
-        self, latent_dim: int, hidden: int, depth: int, *, negative_slope: float
+        self, latent_dim: int, hidden: int = 1000, depth: int = 6, *, negative_slope: float = 0.2
     ) -> None:
         super().__init__()
-        self.latent_dim = _check_count("latent_dim", latent_dim)
-        hidden = _check_count("hidden", hidden)
+        self.latent_dim = check_count("latent_dim", latent_dim)
+        hidden = check_count("hidden", hidden)
         depth = operator.index(depth)
         if depth < 0:
             raise ValueError(f"depth must be >= 0 hidden layers, got {depth}")
@@ -557,11 +558,6 @@ class DensityRatioTC(_DensityRatio):
         - output: scalar or ``(B,)``
     """
 
-    def __init__(
-        self, latent_dim: int, hidden: int = 1000, depth: int = 6, *, negative_slope: float = 0.2
-    ) -> None:
-        super().__init__(latent_dim, hidden, depth, negative_slope=negative_slope)
-
     def forward(self, z: Tensor) -> Tensor:
         """The TC estimate, differentiable with respect to ``z`` (the encoder step)."""
         return self.log_ratio(z).mean(-1)
@@ -621,11 +617,6 @@ class DensityRatioDimwiseKL(_DensityRatio):
         - output: scalar or ``(B,)``
     """
 
-    def __init__(
-        self, latent_dim: int, hidden: int = 1000, depth: int = 6, *, negative_slope: float = 0.2
-    ) -> None:
-        super().__init__(latent_dim, hidden, depth, negative_slope=negative_slope)
-
     def forward(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """The dimension-wise KL estimate on ``permute_dims(z)``, differentiable w.r.t. ``z``."""
         z = self._check_codes("z", z)
@@ -659,20 +650,8 @@ class DensityRatioDimwiseKL(_DensityRatio):
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if count < 1:
-        raise ValueError(f"{name} must be a positive int, got {count}")
-    return count
-
-
 def _check_dataset_size(dataset_size: object, batch_size: int) -> int:
-    n = _check_count("dataset_size", dataset_size)
+    n = check_count("dataset_size", dataset_size)
     if n < batch_size:
         raise ValueError(
             f"dataset_size={n} is smaller than the batch size {batch_size}: the batch is drawn "

@@ -94,10 +94,10 @@ def test_encoder_gradcheck_in_float64():
     [
         (8, GWAE_CHANNELS, "too small for 4 stride-2 convolutions.*at least 16"),
         ((28, 12), GWAE_CHANNELS, "too small"),
-        (0, SMALL, "image_size\\[0\\] must be positive"),
+        (0, SMALL, "image_size\\[0\\] must be a positive int"),
         ((28, 28, 3), SMALL, "image_size must be an int or \\(height, width\\)"),
         (28, (), "channels must name at least one layer"),
-        (28, (4, 0), "channels\\[1\\] must be positive"),
+        (28, (4, 0), "channels\\[1\\] must be a positive int"),
     ],
 )
 def test_bad_image_sizes_and_widths_raise_value_error(size, channels, match):

@@ -57,9 +57,9 @@ def test_rsample_shape_generator_and_gradients_reach_every_parameter(prior):
 
 @pytest.mark.parametrize("prior", _all_priors(), ids=lambda p: type(p).__name__)
 def test_bad_sample_counts_raise(prior):
-    with pytest.raises(ValueError, match="n must be positive"):
+    with pytest.raises(ValueError, match="n must be a positive int"):
         prior.rsample(0)
-    with pytest.raises(ValueError, match="n must be positive"):
+    with pytest.raises(ValueError, match="n must be a positive int"):
         prior.rsample(-3)
     with pytest.raises(TypeError, match="n must be an int"):
         prior.rsample(2.5)
@@ -229,11 +229,11 @@ def test_fixed_mixture_bad_arguments():
         FixedGaussianMixture(3, 2, covariance=torch.eye(2))
     with pytest.raises(ValueError, match="positive definite"):
         FixedGaussianMixture(2, 2, covariance=-torch.eye(2))
-    with pytest.raises(ValueError, match="n_per_component must be positive"):
+    with pytest.raises(ValueError, match="n_per_component must be a positive int"):
         FixedGaussianMixture(2, 2).rsample_per_component(0)
     with pytest.raises(ValueError, match=r"z must have shape \(\.\.\., 2\)"):
         FixedGaussianMixture(2, 2).log_prob(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match="latent_dim must be positive"):
+    with pytest.raises(ValueError, match="latent_dim must be a positive int"):
         StandardNormal(0)
 
 

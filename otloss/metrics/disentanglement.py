@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from otloss._checks import check_count
 from otloss._optional import import_optional
 from otloss.metrics._arrays import as_codes, as_factors, check_same_length, to_numpy
 
@@ -65,14 +66,6 @@ def _randint(rng: np.random.RandomState | np.random.Generator, high: int) -> int
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(high))
     return int(rng.randint(high))
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
 
 
 def _num_factors(data: Any) -> int:
@@ -198,8 +191,8 @@ def sample_codes(
         :func:`mig`, :func:`sap` and :func:`dci`.
     """
     _num_factors(data)
-    num_points = _check_count("num_points", num_points, 1)
-    batch_size = _check_count("batch_size", batch_size, 1)
+    num_points = check_count("num_points", num_points, 1)
+    batch_size = check_count("batch_size", batch_size, 1)
     rng = _as_random_state(random_state)
     codes, factors = [], []
     for start in range(0, num_points, batch_size):
@@ -244,7 +237,7 @@ def mig(codes: object, factors: object, n_bins: int = 20) -> float:
     codes = as_codes("codes", codes, min_samples=2, min_dims=2)
     factors = as_factors("factors", factors)
     check_same_length(codes=codes, factors=factors)
-    n_bins = _check_count("n_bins", n_bins, 2)
+    n_bins = check_count("n_bins", n_bins, 2)
     binned = np.empty(codes.shape, dtype=np.int64)
     for i in range(codes.shape[1]):
         edges = np.histogram(codes[:, i], n_bins)[1]
@@ -388,7 +381,7 @@ def dci(
         each in [0, 1].
     """
     ensemble = import_optional("sklearn.ensemble", "otloss.metrics.dci")
-    n_estimators = _check_count("n_estimators", n_estimators, 1)
+    n_estimators = check_count("n_estimators", n_estimators, 1)
     c_tr, f_tr, c_te, f_te = _split(
         "dci", codes, factors, test_codes, test_factors, train_fraction, 2, 2
     )
@@ -493,11 +486,11 @@ def factor_vae_score(
     num_factors = _num_factors(data)
     if num_factors < 1:
         raise ValueError("data.factors_num_values is empty: the dataset has no factors")
-    batch_size = _check_count("batch_size", batch_size, 2)
-    num_train = _check_count("num_train", num_train, 1)
-    num_eval = _check_count("num_eval", num_eval, 1)
-    num_variance_estimate = _check_count("num_variance_estimate", num_variance_estimate, 2)
-    encode_batch_size = _check_count("encode_batch_size", encode_batch_size, 1)
+    batch_size = check_count("batch_size", batch_size, 2)
+    num_train = check_count("num_train", num_train, 1)
+    num_eval = check_count("num_eval", num_eval, 1)
+    num_variance_estimate = check_count("num_variance_estimate", num_variance_estimate, 2)
+    encode_batch_size = check_count("encode_batch_size", encode_batch_size, 1)
     if not isinstance(prune_threshold, (int, float)) or not prune_threshold >= 0:
         raise ValueError(f"prune_threshold must be a non-negative number, got {prune_threshold!r}")
     rng = _as_random_state(random_state)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from otloss._checks import check_min_samples
 from otloss.nn import MLP, ConvDecoder, ConvEncoder
 
 __all__ = [
@@ -206,8 +207,8 @@ class OTAutoencoder(nn.Module):
         """Width ``L`` of the latent codes."""
         return int(self.prior.latent_dim)
 
-    def check_data(self, x: Tensor) -> Tensor:
-        """Require a floating batch ``(N, *data_shape)``."""
+    def check_data(self, x: Tensor, *, min_samples: int = 1, why: str = "this model") -> Tensor:
+        """Require a floating batch ``(N, *data_shape)`` of at least ``min_samples``."""
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
         if tuple(x.shape[1:]) != self.data_shape:
@@ -215,6 +216,7 @@ class OTAutoencoder(nn.Module):
                 f"x must have shape (N, {', '.join(map(str, self.data_shape))}), "
                 f"got {tuple(x.shape)}"
             )
+        check_min_samples("x", x.shape[0], min_samples, why)
         return x
 
     def encode(self, x: Tensor) -> Tensor:

@@ -253,12 +253,8 @@ class GMWAE(OTAutoencoder):
             and ``component_entropy`` (entropy of the batch's mean :math:`\pi`, in nats,
             detached: :math:`\log K` when every component is used equally).
         """
-        x = self.check_data(x)
+        x = self.check_data(x, min_samples=2, why="GMWAE's unbiased MMD")
         n, k = x.shape[0], self.n_components
-        if n < 2:
-            raise ValueError(
-                f"GMWAE's unbiased MMD needs a batch of at least 2 samples, got {tuple(x.shape)}"
-            )
         log_probs, mu, logvar = self.posterior(x)
         probs = log_probs.exp()
         z = reparameterize(mu, logvar)  # (N, K, L): one code per sample and component
@@ -300,12 +296,7 @@ class GMWAE(OTAutoencoder):
         Returns:
             dict of scalars: ``loss`` (``mean + covariance``), ``mean``, ``covariance``.
         """
-        x = self.check_data(x)
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"moment matching needs a batch of at least 2 samples (a covariance), got "
-                f"{tuple(x.shape)}"
-            )
+        x = self.check_data(x, min_samples=2, why="moment matching (a covariance)")
         heads = self.component_encoder(x)
         n, k, dim = x.shape[0], self.n_components, self.latent_dim
         if heads.shape != (n, k, 2 * dim):

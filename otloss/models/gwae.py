@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_choice, check_floating, compute_dtype
+from otloss._checks import check_choice, check_count, check_floating, compute_dtype
 from otloss.critic import JointCritic, KantorovichCritic
 from otloss.gw import GWEstimator
 from otloss.models.base import (
@@ -122,12 +122,6 @@ def _check_weight(name: str, value: object) -> float:
     return float(value)
 
 
-def _check_latent_dim(latent_dim: object) -> int:
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-    return latent_dim
-
-
 class AggregatedPosteriorNorm(nn.Module):
     r"""Batch normalisation of a Gaussian encoder against the aggregated posterior (GWAE C.2).
 
@@ -161,7 +155,7 @@ class AggregatedPosteriorNorm(nn.Module):
 
     def __init__(self, latent_dim: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
-        self.latent_dim = _check_latent_dim(latent_dim)
+        self.latent_dim = check_count("latent_dim", latent_dim)
         if not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.momentum = float(momentum)
@@ -291,7 +285,7 @@ class GWAE(OTAutoencoder):
         decoder: nn.Module | None = None,
         critic: KantorovichCritic | None = None,
     ) -> None:
-        latent_dim = _check_latent_dim(latent_dim)
+        latent_dim = check_count("latent_dim", latent_dim)
         data_shape = tuple(int(s) for s in data_shape)
         if isinstance(prior, str):
             prior = make_prior(prior, latent_dim, n_components=n_components)
@@ -338,14 +332,6 @@ class GWAE(OTAutoencoder):
         """The posterior mean ``(N, L)``."""
         return self.posterior(x)[0]
 
-    def _check_batch(self, x: Tensor) -> Tensor:
-        x = self.check_data(x)
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"GWAE needs a batch of at least 2 samples (pairs i != j), got {tuple(x.shape)}"
-            )
-        return x
-
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         r"""The GWAE objective and its terms on one batch.
 
@@ -354,7 +340,7 @@ class GWAE(OTAutoencoder):
             ``reconstruction`` (:math:`L_W`), ``joint_critic`` (:math:`L_D`), ``entropy``
             (:math:`R_H`, in nats) and ``scale`` (:math:`C`, detached, for logging).
         """
-        x = self._check_batch(x)
+        x = self.check_data(x, min_samples=2, why="GWAE (pairs i != j)")
         n = x.shape[0]
         mu, logvar = self.posterior(x)
         z_q = reparameterize(mu, logvar)
@@ -383,7 +369,7 @@ class GWAE(OTAutoencoder):
         The encoded pairs :math:`(x, z_q)` and generated pairs :math:`(\text{decoder}(z_p),
         z_p)` are drawn afresh without a graph, so the loss reaches only the critic.
         """
-        x = self._check_batch(x)
+        x = self.check_data(x, min_samples=2, why="GWAE (pairs i != j)")
         with torch.no_grad():
             z_q = reparameterize(*self.posterior(x))
             z_p = self.prior.rsample(x.shape[0]).to(z_q)

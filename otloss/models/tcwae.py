@@ -226,15 +226,6 @@ class TCWAE(OTAutoencoder):
         """The posterior mean ``(N, L)``."""
         return self.posterior(x)[0]
 
-    def _check_batch(self, x: Tensor) -> Tensor:
-        x = self.check_data(x)
-        if x.shape[0] < 2:
-            raise ValueError(
-                "TCWAE estimates q(z) from the other codes of the batch and needs at least 2 "
-                f"samples, got x of shape {tuple(x.shape)}"
-            )
-        return x
-
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         r"""The TCWAE objective and its terms on one batch.
 
@@ -244,7 +235,7 @@ class TCWAE(OTAutoencoder):
             ``mutual_info`` (the index-code mutual information, detached: logged, not
             penalised).
         """
-        x = self._check_batch(x)
+        x = self.check_data(x, min_samples=2, why="TCWAE (q(z) from the other codes)")
         mu, logvar = self.posterior(x)
         z = reparameterize(mu, logvar)
         reconstruction = _COST_FUNCTIONS[self.cost](x, self.decode(z)).mean()
@@ -276,7 +267,7 @@ class TCWAE(OTAutoencoder):
         (``tc_discriminator``, ``dimwise_discriminator``); it reaches only the
         discriminators.
         """
-        x = self._check_batch(x)
+        x = self.check_data(x, min_samples=2, why="TCWAE (q(z) from the other codes)")
         with torch.no_grad():
             z = reparameterize(*self.posterior(x))
             z_prior = self.prior.rsample(z.shape[0]).to(z)
