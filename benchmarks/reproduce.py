@@ -70,6 +70,9 @@ COMMAND = "python -m benchmarks.reproduce"
 #: Minutes the base step counts and sizes below are sized for (2 shared CPU cores).
 REFERENCE_MINUTES = 20.0
 MNIST_SHAPE = (1, 28, 28)
+#: GM-WAE's second MMD weight: small enough for q(k | x) to split the classes within the
+#: budget (the paper's 500 keeps it uniform that long; see section 1 of the report).
+SMALL_LAMBDA = 20.0
 
 # ------------------------------------------------------------------------ configuration
 
@@ -311,15 +314,21 @@ def pi_gradient_ratio(model: GMWAE, x: Tensor) -> float:
 def gmwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
     x_train, y_train, x_test, y_test = mnist
     b = ctx.budget
-    steps, pre, batch = b.steps(250), b.steps(100), b.batch(32)
+    steps, pre, batch = b.steps(600), b.steps(100), b.batch(32)
     # The GM-VAE collapses within its first few steps (the paper's fig. 2: 10 steps).
     vae_steps = max(2, steps // 4)
     n_test, n_kmeans = b.size(10000, 100), b.size(5000, 100)
     x_eval, y_eval = subset(x_test, y_test, n_test, ctx.seed)
     results, figures = {}, []
-    for name, cls, n_steps in (("gmwae", GMWAE, steps), ("gmvae", GMVAE, vae_steps)):
+    runs = (
+        ("gmwae", "GM-WAE (lambda = 500)", GMWAE, steps, {}),
+        ("gmwae_small", f"GM-WAE (lambda = {SMALL_LAMBDA:g})", GMWAE, steps,
+         {"lambda_z": SMALL_LAMBDA}),
+        ("gmvae", "GM-VAE", GMVAE, vae_steps, {}),
+    )
+    for name, label, cls, n_steps, options in runs:
         seed_everything(ctx.seed)
-        model = cls(MNIST_SHAPE)
+        model = cls(MNIST_SHAPE, **options)
         pretrain_heads(model, x_train, pre, batch, ctx.seed)
         train(model, x_train, n_steps, name, ctx, batch_size=batch)
         probs = batched(model.component_probs, x_eval)
@@ -331,7 +340,7 @@ def gmwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         if name == "gmwae":
             results[name]["gradient_ratio"] = pi_gradient_ratio(model, x_train[:batch])
         path = plot_cluster_posterior(y_eval, probs, ctx.figures / f"{name}_clusters.png")
-        figures.append((f"{name.upper()}: mean q(k | x) per digit class (test set)", path))
+        figures.append((f"{label}: mean q(k | x) per digit class (test set)", path))
     # k-means on raw pixels: fit on training images, assign the same test images.
     from sklearn.cluster import KMeans
 
@@ -342,29 +351,36 @@ def gmwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         "greedy": metrics.greedy_cluster_accuracy(y_eval, kmeans_pred),
         "hungarian": metrics.cluster_accuracy(y_eval, kmeans_pred),
     }
-    gw, gv = results["gmwae"], results["gmvae"]
+    gw, gs, gv = results["gmwae"], results["gmwae_small"], results["gmvae"]
     collapsed = gv["effective"] < min(2.0, 0.5 * gw["effective"])
     exp = "GM-WAE, MNIST"
+    small = f"lambda = {SMALL_LAMBDA:g}"
     rows = [
-        Row(exp, "cluster accuracy of q(k|x), greedy protocol", "just under 0.70",
-            fmt(gw["greedy"]), _verdict_at_least(gw["greedy"], 0.65)),
-        Row(exp, "cluster accuracy, Hungarian matching", "-", fmt(gw["hungarian"]), "-"),
+        Row(exp, "cluster accuracy of q(k|x), greedy protocol, the paper's lambda = 500",
+            "just under 0.70", fmt(gw["greedy"]), _verdict_at_least(gw["greedy"], 0.65)),
+        Row(exp, f"cluster accuracy of q(k|x), greedy protocol, {small}", "-",
+            fmt(gs["greedy"]), _verdict_at_least(gs["greedy"], 0.65)),
+        Row(exp, f"cluster accuracy, Hungarian matching, lambda = 500 / {SMALL_LAMBDA:g}", "-",
+            f"{fmt(gw['hungarian'])} / {fmt(gs['hungarian'])}", "-"),
         Row(exp, "k-means on pixels, greedy / Hungarian", "0.50-0.60",
             f"{fmt(km['greedy'])} / {fmt(km['hungarian'])}",
             _verdict_at_least(km["hungarian"], 0.50)),
         Row(exp, "GM-VAE cluster accuracy (greedy)", "~0.30 (best, beta = 20)",
             fmt(gv["greedy"]), _verdict_at_least(gv["greedy"], 0.25)),
-        Row(exp, "effective components exp H(E_x q(k|x)), GM-WAE / GM-VAE",
-            "~10 / 1 (9 of 10 shut off)", f"{gw['effective']:.2f} / {gv['effective']:.2f}",
+        Row(exp, f"effective components exp H(E_x q(k|x)), GM-WAE 500 / {SMALL_LAMBDA:g} / "
+            "GM-VAE", "~10 / - / 1 (9 of 10 shut off)",
+            f"{gw['effective']:.2f} / {gs['effective']:.2f} / {gv['effective']:.2f}",
             "collapse reproduced" if collapsed else "no collapse"),
-        Row(exp, "mean entropy of q(k|x) per image (nats, log 10 = 2.30), GM-WAE / GM-VAE",
-            "-", f"{gw['per_image_entropy']:.2f} / {gv['per_image_entropy']:.2f}", "-"),
+        Row(exp, f"mean entropy of q(k|x) per image (nats, log 10 = 2.30), GM-WAE 500 / "
+            f"{SMALL_LAMBDA:g} / GM-VAE", "-",
+            f"{gw['per_image_entropy']:.2f} / {gs['per_image_entropy']:.2f} / "
+            f"{gv['per_image_entropy']:.2f}", "-"),
     ]
     settings = (
-        f"Both models: GM-WAE's defaults (K = 10, L = 10, lambda = 500 for GM-WAE), "
-        f"{pre} moment-matching steps of the heads, then Adam (lr 5e-4) with batches of "
-        f"{batch}: {steps} steps for GM-WAE, {vae_steps} for the GM-VAE, whose collapse the "
-        "paper sees within 10 steps "
+        f"All three models: GM-WAE's defaults (K = 10, L = 10, He-initialised pi network "
+        f"and decoder), {pre} moment-matching steps of the heads, then Adam (lr 5e-4) with "
+        f"batches of {batch}: {steps} steps for GM-WAE at the paper's lambda = 500 and at "
+        f"{small}, {vae_steps} for the GM-VAE, whose collapse the paper sees within 10 steps "
         f"({steps * batch / x_train.shape[0]:.2f} epochs for GM-WAE; the paper: batch 100, "
         f"full training). Evaluation on {n_test} "
         f"test images. k-means: scikit-learn `KMeans(10, n_init=3)` fit on {n_kmeans} "
@@ -374,20 +390,36 @@ def gmwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         "`otloss.models.GMWAE` that replaces only `losses`, because the library's GM-WAE "
         "has no ELBO mode."
     )
+    uniform = gw["per_image_entropy"] > 0.95 * math.log(10)
     discussion = [
         _shortfall(
-            "GM-WAE's accuracy", gw["greedy"], 0.65,
-            f"the paper's accuracy curve (its fig. 7b) runs over its whole training, with "
-            f"DCGAN networks and batch normalisation; this run has {steps} steps of {batch} "
-            "images, and q(k | x) is "
-            f"still nearly undecided (mean entropy {gw['per_image_entropy']:.2f} nats of "
-            f"log 10 = 2.30). After training, the gradient of lambda * MMD on the pi "
-            f"network is {gw['gradient_ratio']:.0f} times the reconstruction's (one batch): "
-            "Adam's steps on q(k | x) follow the MMD, which only balances the components' "
-            "average usage, and the reconstruction's signal, which would split the classes "
-            "once the decoder reconstructs differently from each component, hardly moves "
-            "the logits in so few steps",
+            "GM-WAE's accuracy at the paper's lambda = 500", gw["greedy"], 0.65,
+            f"this run has {steps} steps of {batch} images against the paper's whole "
+            "training (its fig. 7b), and "
+            + (f"q(k | x) is still uniform (mean entropy {gw['per_image_entropy']:.2f} nats "
+               "of log 10 = 2.30), so its argmax is decided by noise"
+               if uniform else
+               f"q(k | x) has only begun to split (mean entropy "
+               f"{gw['per_image_entropy']:.2f} nats of log 10 = 2.30)")
+            + f". After training, the gradient of lambda * MMD on the pi network is "
+            f"{gw['gradient_ratio']:.0f} times the reconstruction's (one batch): the MMD "
+            "penalises any x-dependence of q(k | x) that the heads have not yet "
+            "compensated for (a reweighted head no longer fills its component), while the "
+            "reconstruction only rewards it once the decoder reconstructs differently "
+            "from different components, which takes the paper's long training",
         ),
+        f"With {small}: "
+        + ("the balance tips within the budget, q(k | x) becomes decisive"
+           if gs["per_image_entropy"] < 0.5 * math.log(10) else
+           "q(k | x) is still undecided")
+        + f" (mean entropy {gs['per_image_entropy']:.2f} nats); greedy accuracy "
+        f"{fmt(gs['greedy'])} (Hungarian {fmt(gs['hungarian'])}), against k-means' "
+        f"{fmt(km['greedy'])} on pixels, with {gs['effective']:.2f} effective components "
+        "of 10"
+        + (". It is below the paper's 0.70: the weaker MMD balances the components less "
+           "evenly (some digits share a component, visible in its figure), and the "
+           f"paper's value comes after tens of epochs, this one after "
+           f"{steps * batch / x_train.shape[0]:.2f}." if gs["greedy"] < 0.65 else "."),
         "GM-VAE: "
         + (
             f"q(k | x) collapsed: {gv['effective']:.2f} effective components against "
@@ -403,6 +435,12 @@ def gmwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
     ]
     return Section("1. GM-WAE on MNIST: clusters of q(k | x)", rows, settings, discussion,
                    figures)
+
+
+def _ood_verdict(value: float, baseline: float) -> str:
+    """An AUROC against the WAE baseline's, flagging rankings worse than chance."""
+    order = "above WAE" if value > baseline else "below WAE"
+    return order if value >= 0.5 else f"{order}, below chance"
 
 
 def _verdict_at_least(value: float, threshold: float) -> str:
@@ -421,7 +459,7 @@ def _shortfall(what: str, value: float, threshold: float, why: str) -> str:
 def swae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> tuple[Section, WAE]:
     x_train, y_train, x_test, y_test = mnist
     b = ctx.budget
-    steps, batch = b.steps(200), b.batch(64)
+    steps, batch = b.steps(400), b.batch(64)
     n_ref, n_test = b.size(10000, 100), b.size(10000, 100)
     n_pseudo = b.size(4000, 20)
     x_ref, y_ref = subset(x_train, y_train, n_ref, ctx.seed)
@@ -496,13 +534,14 @@ def gw_pair(model: GWAE, z: Tensor) -> tuple[Tensor, Tensor]:
 def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
     x_train, _, x_test, _ = mnist
     b = ctx.budget
-    steps, batch = b.steps(150, minimum=4), b.batch(64)
+    steps, batch = b.steps(300, minimum=4), b.batch(64)
     n_points, n_val = b.size(8, 2), b.size(128, 16)
     n_psnr = b.size(2000, 32)
     val_batch = x_test[:n_val]
     seed_everything(ctx.seed)
     model = GWAE(MNIST_SHAPE, latent_dim=16, prior="np")
-    curve: dict[str, list[float]] = {"step": [], "estimate": [], "empirical": []}
+    curve: dict[str, list[float]] = {"step": [], "estimate": [], "empirical": [],
+                                     "generated": []}
 
     @torch.no_grad()
     def measure(step: int, _: dict[str, float] | None = None) -> None:
@@ -514,9 +553,12 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         factor = 2 ** -0.5  # GWAE's d(u, u') = |u - u'| / sqrt(2) on both spaces
         estimate = float(model.gw(x_gen, z)) * factor
         empirical = metrics.empirical_gw(val_batch, z_gw, scale=model.gw.scale, rho=1.0)
+        # The same GW between the marginals the estimate couples: generated images and z.
+        generated = metrics.empirical_gw(x_gen, z_gw, scale=model.gw.scale, rho=1.0)
         curve["step"].append(step)
         curve["estimate"].append(estimate)
         curve["empirical"].append(empirical * factor)
+        curve["generated"].append(generated * factor)
         model.train(was_training)
 
     measure(0)
@@ -538,8 +580,12 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
                                    ctx.figures / "gwae_reconstructions.png")
     isometry_error = float(np.mean(np.abs(dx - scale * dz)) * 2**-0.5)
     relative = isometry_error / float(np.mean(dx) * 2**-0.5)
-    est, emp = curve["estimate"], curve["empirical"]
+    est, emp, gen = curve["estimate"], curve["empirical"], curve["generated"]
     above = sum(e >= p for e, p in zip(est[1:], emp[1:], strict=True))
+    above_gen = sum(e >= p for e, p in zip(est[1:], gen[1:], strict=True))
+    with torch.no_grad():
+        spread = {name: float(torch.pdist(x.flatten(1)).mean())
+                  for name, x in (("data", val_batch), ("generated", gw_pair(model, z)[0]))}
     exp = "GWAE (NP), MNIST"
     rows = [
         Row(exp, "L_GW on validation batches, first -> last", "falls, converges below 2",
@@ -548,15 +594,20 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         Row(exp, "POT empirical GW, first -> last", "tracks L_GW, slightly below",
             f"{fmt(emp[0])} -> {fmt(emp[-1])}",
             f"estimate above POT at {above} of {len(est) - 1} points"),
+        Row(exp, "POT empirical GW between generated images D(z) and z, first -> last",
+            "- (the estimate's own marginals)", f"{fmt(gen[0])} -> {fmt(gen[-1])}",
+            f"estimate above it at {above_gen} of {len(est) - 1} points"),
         Row(exp, "isometry: mean |dx - C dz| / mean dx over 10,011 generated pairs",
             "mass on the line dx = C dz", fmt(relative), f"C = {scale:.3g}"),
         Row(exp, "PSNR of test reconstructions (dB)", "not reported for MNIST",
             fmt(psnr, 2), "-"),
     ]
     settings = (
-        f"GWAE defaults (L = 16, neural prior, rho = 1, lambda_W = lambda_D = lambda_H = 1, "
-        f"joint critic with spectral norm and gradient penalty 10, RMSprop 1e-4 / 5e-5, "
-        f"5 critic steps per generator step, batch {batch}): {steps} generator steps "
+        f"GWAE defaults (L = 16, neural prior, rho = 1, lambda_W = {model.lambda_w:g}, "
+        f"lambda_D = {model.lambda_d:g}, lambda_H = {model.lambda_h:g}, He-initialised "
+        f"networks with narrow initial posteriors, joint critic with spectral norm and "
+        f"gradient penalty 10, RMSprop 1e-4 / 5e-5, 5 critic steps per generator step, "
+        f"batch {batch}): {steps} generator steps "
         f"({steps * batch / x_train.shape[0]:.2f} epochs; the paper's curves of figures 1 "
         f"and 12 run over tens of epochs). L_GW and the empirical GW "
         f"(`otloss.metrics.empirical_gw`, POT's "
@@ -565,14 +616,18 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         f"|u - u'| / sqrt(2) and the learnt C. PSNR: mean over {n_psnr} test images."
     )
     discussion = [
-        "L_GW is an unbiased estimate under the generative coupling (decoder(z), z), the "
-        "empirical GW optimises the coupling, so the estimate should sit above it: "
-        + (f"it does at {above} of {len(est) - 1} measurements."
-           if above >= (len(est) - 1) / 2 else
-           f"here it is above at only {above} of {len(est) - 1} measurements; POT's solver "
-           "finds a local optimum from the product coupling, which can exceed the "
-           "generative coupling's value early in training when the decoder is far from "
-           "isometric."),
+        "L_GW is an unbiased estimate of the GW objective under the generative coupling "
+        "(D(z), z); the empirical GW optimises the coupling, so between the same marginals "
+        f"the estimate should sit above it: against POT on (D(z), z) it does at {above_gen} "
+        f"of {len(est) - 1} measurements. Against the real test images (the paper's "
+        f"comparison) it is above at {above} of {len(est) - 1}, and the bound holds there "
+        "only once the model's marginal p(x) equals the data's. At the end, POT's GW to "
+        f"the prior is {fmt(emp[-1])} from the data and {fmt(gen[-1])} from the generated "
+        f"images, whose mean pairwise distance is {spread['generated']:.2f} against the "
+        f"data's {spread['data']:.2f}"
+        + (": the model's images are still closer together than the data after a "
+           "fraction of an epoch." if emp[-1] > gen[-1] and spread["generated"] <
+           spread["data"] else "."),
         f"The final L_GW ({fmt(est[-1])}) is below the paper's converged value (< 2)."
         if est[-1] < 2.0 else
         f"The final L_GW ({fmt(est[-1])}) is above the paper's converged value (< 2): "
@@ -592,7 +647,7 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
 def ood_experiment(ctx: Context, mnist: tuple[Tensor, ...], wae: WAE) -> Section:
     x_train, _, x_test, _ = mnist
     b = ctx.budget
-    steps, batch = b.steps(120, minimum=4), b.batch(64)
+    steps, batch = b.steps(240, minimum=4), b.batch(64)
     n = b.size(2000, 32)
     x_in = x_test[:n]
     x_out = load_omniglot(ctx.data_root, n, ctx.seed)
@@ -601,7 +656,17 @@ def ood_experiment(ctx: Context, mnist: tuple[Tensor, ...], wae: WAE) -> Section
     train(gwae, x_train, steps, "gwae_gmp", ctx, batch_size=batch)
 
     def potential(x: Tensor) -> Tensor:
+        """The paper's score: the critic at the generated pair (decoder(z), z), z = E(x)."""
+        z = gwae.encode(x)
+        return gwae.critic(gwae.decode(z), z)
+
+    def joint_potential(x: Tensor) -> Tensor:
+        """The critic at the encoded pair (x, E(x)): sees the input itself."""
         return gwae.critic(x, gwae.encode(x))
+
+    def gwae_nll(x: Tensor) -> Tensor:
+        """The likelihood baselines' score on GWAE's learnt mixture prior: -log pi(E(x))."""
+        return -gwae.prior.log_prob(gwae.encode(x))
 
     def wae_nll(x: Tensor) -> Tensor:
         return -wae.prior.log_prob(wae.encode(x))
@@ -609,6 +674,9 @@ def ood_experiment(ctx: Context, mnist: tuple[Tensor, ...], wae: WAE) -> Section
     auroc = {
         "gwae": metrics.ood_auroc(batched(potential, x_in), batched(potential, x_out),
                                   higher_is_ood=False),
+        "gwae_joint": metrics.ood_auroc(batched(joint_potential, x_in),
+                                        batched(joint_potential, x_out), higher_is_ood=False),
+        "gwae_nll": metrics.ood_auroc(batched(gwae_nll, x_in), batched(gwae_nll, x_out)),
         "wae": metrics.ood_auroc(batched(wae_nll, x_in), batched(wae_nll, x_out)),
     }
     code_norm = {name: float(batched(wae.encode, x).norm(dim=1).mean())
@@ -618,9 +686,13 @@ def ood_experiment(ctx: Context, mnist: tuple[Tensor, ...], wae: WAE) -> Section
                                    title="Omniglot (OoD) and GWAE (GMP) reconstructions")
     exp = "OoD, MNIST (in) vs Omniglot (out)"
     rows = [
-        Row(exp, "GWAE (GMP) ROC-AUC, critic potential f(x, E(x))",
+        Row(exp, "GWAE (GMP) ROC-AUC, critic potential f(D(z), z) at z = E(x) (the paper's)",
             "best of GWAE / VAE / DAGMM (fig. 3, curves only)", fmt(auroc["gwae"]),
-            "above WAE" if auroc["gwae"] > auroc["wae"] else "below WAE"),
+            _ood_verdict(auroc["gwae"], auroc["wae"])),
+        Row(exp, "GWAE (GMP) ROC-AUC, critic potential f(x, E(x))", "-",
+            fmt(auroc["gwae_joint"]), _ood_verdict(auroc["gwae_joint"], auroc["wae"])),
+        Row(exp, "GWAE (GMP) ROC-AUC, -log pi(E(x)) under its learnt mixture prior", "-",
+            fmt(auroc["gwae_nll"]), _ood_verdict(auroc["gwae_nll"], auroc["wae"])),
         Row(exp, "WAE-MMD ROC-AUC, -log p(E(x)) under N(0, I)", "VAE baseline below GWAE",
             fmt(auroc["wae"]), "-"),
     ]
@@ -628,22 +700,35 @@ def ood_experiment(ctx: Context, mnist: tuple[Tensor, ...], wae: WAE) -> Section
         f"GWAE with the Gaussian-mixture prior (10 components, L = 16), otherwise section "
         f"3's settings, {steps} generator steps. Scores on {n} MNIST test images and {n} "
         "Omniglot evaluation-set characters resized to 28 px (ink = 1, as MNIST; the paper "
-        "upsamples Omniglot to 10,000). GWAE's score is the critic's potential f(x, z) at "
-        "the posterior mean z = E(x) (high on the data, so low means OoD); the baseline is "
+        "upsamples Omniglot to 10,000). GWAE's score is the paper's estimated Kantorovich "
+        "potential E_{p(x|z)} f(x, z) at the posterior mean z = E(x), i.e. f(D(z), z) with "
+        "the deterministic decoder D; the critic is trained to be high on encoded pairs, so "
+        "low means OoD. The second GWAE row scores the encoded pair f(x, E(x)) instead, "
+        "which also sees the input image. The baseline is "
         "section 2's WAE-MMD (same MNIST training) scored by -log N(E(x); 0, I)."
     )
     discussion = [
         f"The paper shows ROC curves without quoting an AUROC; its claim is the ordering "
-        f"GWAE (GMP) above the likelihood baselines. Here GWAE {fmt(auroc['gwae'])} vs WAE "
-        f"{fmt(auroc['wae'])}: "
-        + (("the ordering holds" + (
-            "." if auroc["gwae"] > 0.5 else
-            f", but GWAE's score is itself below chance (0.5): after {steps} generator steps "
-            "the critic's potential does not yet separate Omniglot from MNIST."))
-           if auroc["gwae"] > auroc["wae"] else
-           f"the ordering does not hold at this budget ({steps} generator steps, a fraction "
-           "of an epoch): the critic's potential is only as good as the critic, which has "
-           "seen few MNIST batches and no structure of a converged mixture prior."),
+        f"GWAE (GMP) above the likelihood baselines. Here the paper's score gives "
+        f"{fmt(auroc['gwae'])} against WAE's {fmt(auroc['wae'])}: the ordering "
+        + ("holds" if auroc["gwae"] > auroc["wae"] else "does not hold")
+        + (
+            "" if auroc["gwae"] >= 0.5 else
+            f", but the score ranks Omniglot as *more* data-like than MNIST (read as an "
+            f"energy, higher = OoD, it would give {fmt(1 - auroc['gwae'])}). The paper does "
+            "not state the sign of its score; this script fixes it from the critic's "
+            "objective (high on encoded data pairs) and does not choose it after the fact. "
+            f"After {steps} generator steps (a fraction of an epoch) the critic separates "
+            "encoded from generated pairs of MNIST; nothing in its training shows it "
+            "Omniglot, and the potential of the generated pair (D(z), z) depends on the "
+            "input only through its code"
+        )
+        + f". The critic at the encoded pair f(x, E(x)), which sees the input, gives "
+        f"{fmt(auroc['gwae_joint'])}; the NLL under GWAE's learnt mixture prior "
+        f"{fmt(auroc['gwae_nll'])}"
+        + (" (below chance: the failure of likelihood scores described for WAE below, on "
+           "the same model whose critic separates the sets)." if auroc["gwae_nll"] < 0.5
+           else "."),
         f"WAE codes: mean |E(x)| = {code_norm['in']:.2f} on MNIST, {code_norm['out']:.2f} on "
         "Omniglot. "
         + ("An AUROC below 0.5 means -log p(E(x)) ranks Omniglot as *more* typical than "
@@ -671,7 +756,7 @@ def reconstruction_errors(model: nn.Module, x: Tensor) -> tuple[float, float]:
 
 def tcwae_experiment(ctx: Context) -> Section:
     b = ctx.budget
-    steps, batch = b.steps(200), b.batch(64)
+    steps, batch = b.steps(300), b.batch(64)
     image_size = 32
     n_train = b.size(10000, 128)
     n_codes = b.size(3000, 100)

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--latent-dim", type=int, default=10, help="L (the paper's: 10)")
     parser.add_argument("--n-components", type=int, default=10, help="K (the paper's: 10)")
-    parser.add_argument("--lambda-z", type=float, default=500.0, help="MMD weight (paper: 500)")
+    parser.add_argument("--lambda-z", type=float, default=500.0,
+                        help="MMD weight (paper: 500; for short runs 20 lets q(k | x) split "
+                        "the classes within a few hundred steps, see docs/models.md)")
     parser.add_argument("--pretrain-steps", type=int, default=500,
                         help="moment-matching steps of the heads before training (0: none)")
     args = parser.parse_args(argv)

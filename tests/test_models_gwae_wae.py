@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -329,3 +330,21 @@ def test_wae_rejects_bad_arguments_and_inputs():
         WAE(VECTOR, 4, regularizer="gan", discriminator=nn.Linear(4, 2)).losses(
             torch.rand(8, 10)
         )
+
+
+def test_gwae_default_networks_start_informative():
+    # With PyTorch's default init the posterior means of different images differed by
+    # ~1e-3 under unit-variance noise and the decoder ignored z: GWAE reconstructed the
+    # mean image (MNIST, 300 steps: PSNR 9.6 dB, 5-NN accuracy of the codes 0.23).
+    from otloss.data import Sprites
+    from otloss.models.base import INITIAL_LOGVAR
+
+    torch.manual_seed(0)
+    model = GWAE((1, 28, 28))
+    x = Sprites(image_size=28).sample(64, np.random.RandomState(0))[1]
+    with torch.no_grad():
+        mu, logvar = model.posterior(x)
+        images = model.decode(model.prior.rsample(64))
+    torch.testing.assert_close(logvar, torch.full_like(logvar, INITIAL_LOGVAR))
+    assert mu.std(0).mean() > (0.5 * logvar).exp().mean()
+    assert images.std(0).mean() > 0.02

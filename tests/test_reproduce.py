@@ -67,7 +67,8 @@ def test_smallest_budget_writes_the_report_with_every_row_and_figure(tmp_path):
     for title in ("GM-WAE on MNIST", "SWAE against WAE-MMD", "GWAE (neural prior)",
                   "Out-of-distribution", "TCWAE against WAE"):
         assert title in text
-    for quantity in ("cluster accuracy", "k-means", "GM-VAE", "5-NN", "POT empirical GW",
+    for quantity in ("cluster accuracy", f"lambda = {reproduce.SMALL_LAMBDA:g}", "k-means",
+                     "GM-VAE", "5-NN", "POT empirical GW",
                      "PSNR", "ROC-AUC", "MIG", "FactorVAE", "SAP"):
         assert quantity in text
     # every figure the report links exists beside it and is a non-empty PNG

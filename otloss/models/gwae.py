@@ -42,8 +42,9 @@ from otloss.gw import GWEstimator
 from otloss.models.base import (
     OTAutoencoder,
     default_decoder,
-    default_encoder,
+    default_gaussian_encoder,
     frozen,
+    he_init,
     reparameterize,
     squared_error,
 )
@@ -218,7 +219,13 @@ class GWAE(OTAutoencoder):
     (:attr:`training_defaults`, to pass to :class:`otloss.train.Trainer`). The entropy bonus
     is unbounded above: with a small data space (few pixels, so a small :math:`L_W`) a
     large :math:`\lambda_H` inflates the encoder's variance until the decoder ignores
-    :math:`z`; lower :math:`\lambda_H` or raise :math:`\lambda_W` then.
+    :math:`z`; lower :math:`\lambda_H` or raise :math:`\lambda_W` then. The default
+    encoder and decoder are He-initialised, the encoder's posteriors starting narrow
+    (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's default
+    initialisation the means of different images differed by about :math:`10^{-3}` under
+    unit-variance noise, the decoder learnt to ignore :math:`z` and reconstructed the mean
+    image (MNIST, 300 paper-default steps: PSNR 9.6 dB and 5-NN accuracy 0.23 of the
+    codes, against 15.3 dB and 0.90 with this initialisation).
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` images or ``(D,)`` vectors.
@@ -240,9 +247,11 @@ class GWAE(OTAutoencoder):
             (:class:`AggregatedPosteriorNorm`, appendix C.2).
         gp_weight: :math:`\lambda_{GP}` of the critic's gradient penalty.
         encoder: maps data to ``(N, 2 L)`` (mean and log-variance); default
-            :func:`~otloss.models.base.default_encoder`.
+            :func:`~otloss.models.base.default_gaussian_encoder` (He-initialised, every
+            posterior starting with :math:`\sigma^2 = e^{-6}`).
         decoder: maps ``(N, L)`` codes to data; default
-            :func:`~otloss.models.base.default_decoder` (sigmoid output for images).
+            :func:`~otloss.models.base.default_decoder` (sigmoid output for images),
+            He-initialised.
         critic: a :class:`otloss.KantorovichCritic` scoring ``(x, z)`` pairs; default
             :func:`joint_critic` (the paper's Table 7 network, spectral norm, gradient
             penalty ``gp_weight``).
@@ -299,8 +308,8 @@ class GWAE(OTAutoencoder):
                 f"the prior has latent_dim={prior.latent_dim} but the model latent_dim={latent_dim}"
             )
         super().__init__(
-            encoder if encoder is not None else default_encoder(data_shape, 2 * latent_dim),
-            decoder if decoder is not None else default_decoder(latent_dim, data_shape),
+            encoder if encoder is not None else default_gaussian_encoder(data_shape, latent_dim),
+            decoder if decoder is not None else he_init(default_decoder(latent_dim, data_shape)),
             prior,
             data_shape,
         )
