@@ -20,6 +20,7 @@ __all__ = [
     "check_choice",
     "check_count",
     "check_floating",
+    "check_interval",
     "check_min_samples",
     "check_nonnegative",
     "check_pair",
@@ -161,6 +162,26 @@ def check_nonnegative(name: str, value: float) -> float:
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not (value >= 0 and value < float("inf")):
         raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return float(value)
+
+
+def check_interval(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """Require a real Python number in ``[low, high]`` (ends excluded where ``open_*``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    too_low = value <= low if open_low else value < low
+    too_high = value >= high if open_high else value > high
+    if value != value or too_low or too_high:
+        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value}")
     return float(value)
 
 

@@ -4,7 +4,7 @@ A :class:`CostGeometry` is the cost ``C(x_i, y_j)`` between two batched point cl
 ``x (B, N, D)`` and ``y (B, M, D)``, either stored as a dense ``(B, N, M)`` matrix
 (``blocked=False``, "tensorized") or recomputed tile by tile from the points
 (``blocked=True``: memory ``O(B * tile)``, never an ``N x M`` matrix). The solver in
-:mod:`otloss._sinkhorn_solver` only calls :meth:`CostGeometry.softmin` and the
+:mod:`otloss.sinkhorn._solver` only calls :meth:`CostGeometry.softmin` and the
 envelope-theorem gradient :meth:`CostGeometry.transport_gradient`, so both backends
 share one solver, as in GeomLoss and OTT-JAX.
 

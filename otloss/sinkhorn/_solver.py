@@ -1,6 +1,6 @@
 """The log-domain, symmetric Sinkhorn loop with epsilon annealing and a stopping test.
 
-Written once against :class:`otloss._sinkhorn_geometry.CostGeometry` (dense or blocked
+Written once against :class:`otloss.sinkhorn._geometry.CostGeometry` (dense or blocked
 costs). The algorithm is Algorithm 3.5 of J. Feydy's thesis ("Geometric data analysis,
 beyond convolutions", 2020), the one GeomLoss runs, followed by an optional refinement
 at the final temperature:
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from otloss._sinkhorn_geometry import CostGeometry
+from otloss.sinkhorn._geometry import CostGeometry
 
 __all__ = ["SinkhornPotentials", "bounding_diameters", "epsilon_schedule", "sinkhorn_loop"]
 

@@ -12,7 +12,7 @@ r"""Sinkhorn divergence between point clouds: log-domain, annealed, converged wh
 
 with :math:`C(x, y) = |x - y|^p / p` and :math:`\varepsilon = \text{blur}^p`, as in
 GeomLoss's ``SamplesLoss("sinkhorn")``. The solver lives in
-:mod:`otloss._sinkhorn_solver`, the costs in :mod:`otloss._sinkhorn_geometry`; this
+:mod:`otloss.sinkhorn._solver`, the costs in :mod:`otloss.sinkhorn._geometry`; this
 module validates inputs, evaluates the dual value and its envelope-theorem gradients.
 """
 
@@ -27,13 +27,14 @@ from torch import Tensor, nn
 
 from otloss._checks import (
     check_choice,
+    check_interval,
     check_pair,
     check_positive,
     check_weights,
     compute_dtype,
 )
-from otloss._sinkhorn_geometry import CostFunction, CostGeometry
-from otloss._sinkhorn_solver import (
+from otloss.sinkhorn._geometry import CostFunction, CostGeometry
+from otloss.sinkhorn._solver import (
     SinkhornPotentials,
     bounding_diameters,
     epsilon_schedule,
@@ -202,14 +203,6 @@ def _weight_gradient(
     return scale * grad
 
 
-def _check_number(name: str, value: object, *, low: float, high: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
-    return float(value)
-
-
 def sinkhorn_divergence(
     x: Tensor,
     y: Tensor,
@@ -305,14 +298,10 @@ def sinkhorn_divergence(
     elif p not in (1, 2) or isinstance(p, bool):
         raise ValueError(f"unknown p {p!r}; with a custom cost p (eps = blur^p) must be 1 or 2")
     blur = check_positive("blur", blur)
-    scaling = _check_number("scaling", scaling, low=0.0, high=1.0)
-    if scaling in (0.0, 1.0):
-        raise ValueError(f"scaling must lie strictly between 0 and 1, got {scaling}")
+    scaling = check_interval("scaling", scaling, 0.0, 1.0, open_low=True, open_high=True)
     rho = None if reach is None else check_positive("reach", reach) ** p
     if diameter is not None:
-        diameter = _check_number("diameter", diameter, low=0.0, high=math.inf)
-        if diameter == math.inf:
-            raise ValueError("diameter must be finite")
+        diameter = check_interval("diameter", diameter, 0.0, math.inf, open_high=True)
     if tol is not None:
         tol = check_positive("tol", tol)
     if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:

@@ -1,0 +1,25 @@
+"""Sinkhorn divergences: the public functional and module, the solver and its costs.
+
+- :mod:`otloss.sinkhorn._divergence`: :func:`sinkhorn_divergence`, :class:`SinkhornDivergence`
+  (validation, dual value, envelope-theorem gradients);
+- :mod:`otloss.sinkhorn._solver`: the annealed log-domain Sinkhorn loop;
+- :mod:`otloss.sinkhorn._geometry`: dense or blocked costs and the soft c-transform on them.
+"""
+
+from otloss.sinkhorn._divergence import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+    SinkhornDivergence,
+    SinkhornOutput,
+    epsilon_schedule,
+    sinkhorn_divergence,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_TOL",
+    "SinkhornDivergence",
+    "SinkhornOutput",
+    "epsilon_schedule",
+    "sinkhorn_divergence",
+]
