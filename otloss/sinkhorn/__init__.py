@@ -8,7 +8,9 @@
 
 from otloss.sinkhorn._divergence import (
     DEFAULT_MAX_ITER,
+    DEFAULT_RTOL,
     DEFAULT_TOL,
+    SinkhornConvergenceWarning,
     SinkhornDivergence,
     SinkhornOutput,
     epsilon_schedule,
@@ -17,7 +19,9 @@ from otloss.sinkhorn._divergence import (
 
 __all__ = [
     "DEFAULT_MAX_ITER",
+    "DEFAULT_RTOL",
     "DEFAULT_TOL",
+    "SinkhornConvergenceWarning",
     "SinkhornDivergence",
     "SinkhornOutput",
     "epsilon_schedule",

@@ -10,14 +10,23 @@ share one solver, as in GeomLoss and OTT-JAX.
 
 Every log-sum-exp runs over row tiles that stay in cache: one fused ``h - C / eps``
 pass, a row maximum, then ``exp`` and a row sum in place (about 6x faster than
-``torch.logsumexp`` on a materialised ``h - C / eps``). The shifted exponents are
-clamped at ``_EXP_FLOOR`` first: terms below it are smaller than ``1e-34`` times the
-largest term (invisible in the sum), and ``exp`` of very negative numbers takes a slow
-underflow path on CPUs that costs about ten times a normal evaluation.
+``torch.logsumexp`` on a materialised ``h - C / eps``).
+
+No subnormal number is ever produced on these hot paths. Arithmetic on subnormals (floats
+below ``1.2e-38`` in float32) takes a microcode path about 100 times slower on many x86
+CPUs, so a plan that holds them makes every pass over it slow on those machines and not
+on others. In the forward log-sum-exp the shifted exponents are clamped at
+``_SUM_FLOOR`` (terms ``e^{-80}`` times the largest are invisible in the sum, and stay
+normal). In the backward the plan is built directly in the log domain,
+``exp(h_j - C_ij / eps - lse_i)`` with the row normaliser ``lse`` saved by the forward
+(no second reduction), and exponents below ``_PLAN_FLOOR`` become exact zeros, so the
+plan entries and their products with coordinates stay normal; the row masses multiply
+the ``(N, D)`` result, not the ``(N, M)`` plan.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -33,8 +42,12 @@ CostFunction = Callable[[Tensor, Tensor], Tensor]
 #: Elements per log-sum-exp tile (4 MiB in float32: stays in the L3 cache, and is large
 #: enough that the few intra-op parallel regions per tile stay cheap on a busy machine).
 _TILE_ELEMENTS = 1 << 20
-#: Floor of the shifted exponents (see the module docstring), by dtype.
-_EXP_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}
+#: Floor of the shifted exponents in the forward sums (see the module docstring), by dtype:
+#: ``exp`` of the floor is normal, and below it a term is < 1e-34 of the row's largest.
+_SUM_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}
+#: Exponents of normalised plan entries below this are exact zeros in the backward: the
+#: entries left (> 1e-26 in float32) times any coordinate above 1e-12 stay normal.
+_PLAN_FLOOR = {torch.float32: -60.0, torch.float64: -600.0}
 
 
 def ground_cost(x: Tensor, y: Tensor, p: int, cost: CostFunction | None) -> Tensor:
@@ -77,7 +90,8 @@ class CostGeometry:
         self.blocked, self.symmetric = blocked, symmetric
         batch, n, m = x.shape[0], x.shape[1], y.shape[1]
         self.rows = max(1, min(n, _TILE_ELEMENTS // max(1, batch * m)))
-        self.floor = _EXP_FLOOR.get(x.dtype, -80.0)
+        self.sum_floor = _SUM_FLOOR.get(x.dtype, -80.0)
+        self.plan_floor = _PLAN_FLOOR.get(x.dtype, -60.0)
         if blocked:
             self.matrix = None
             if cost is None:
@@ -99,7 +113,13 @@ class CostGeometry:
         """The geometry of ``(y, x)``, sharing the dense matrix (as a contiguous transpose)."""
         matrix = None if self.matrix is None else self.matrix.mT.contiguous()
         return CostGeometry(
-            self.y, self.x, p=self.p, cost=self.cost, blocked=self.blocked, matrix=matrix
+            self.y,
+            self.x,
+            p=self.p,
+            cost=self.cost,
+            blocked=self.blocked,
+            symmetric=self.symmetric,
+            matrix=matrix,
         )
 
     # -- cost tiles ---------------------------------------------------------------------
@@ -139,11 +159,50 @@ class CostGeometry:
         torch.addcmul(h, self.cost_tile(start, stop), -inv_eps, out=out)
         return None
 
-    def _tiles(self, eps: Tensor, h: Tensor) -> Iterator[tuple[int, int, Tensor, Tensor, Tensor]]:
-        """Yield ``(start, stop, e, s, lse)`` per row tile.
+    # -- what the solver uses ------------------------------------------------------------
 
-        ``e = exp(h_j - C_ij / eps - m_i)`` (in a reused buffer), its row sums ``s`` and
-        the row log-sum-exps ``lse_i = log sum_j exp(h_j - C_ij / eps)``.
+    def log_partition(self, eps: Tensor, h: Tensor) -> Tensor:
+        r"""Row log-sum-exps :math:`\log \sum_j \exp(h_j - C_{ij}/\varepsilon)`.
+
+        Args:
+            eps ((B,) Tensor): temperature per batch item.
+            h ((B, M) Tensor): log-weights plus potential over eps, ``log b + g / eps``.
+
+        Returns:
+            (B, N) Tensor.
+        """
+        batch, n, m = self.x.shape[0], self.x.shape[1], self.y.shape[1]
+        inv_eps = eps.reciprocal().view(batch, 1, 1)
+        hh = h.unsqueeze(1)
+        buffer = h.new_empty(batch, min(self.rows, n), m)
+        out = h.new_empty(batch, n)
+        for start in range(0, n, self.rows):
+            stop = min(n, start + self.rows)
+            e = buffer[:, : stop - start]
+            offset = self._exponent(start, stop, hh, inv_eps, e)
+            row_max = e.amax(-1, keepdim=True)
+            e.sub_(row_max).clamp_min_(self.sum_floor).exp_()
+            lse = out[:, start:stop]
+            torch.add(row_max.squeeze(-1), e.sum(-1).log_(), out=lse)
+            if offset is not None:
+                lse.add_(offset)
+        return out
+
+    def softmin(self, eps: Tensor, h: Tensor) -> Tensor:
+        r"""Soft c-transform :math:`f_i = -\varepsilon \log \sum_j \exp(h_j - C_{ij}/\varepsilon)`.
+
+        Shapes as :meth:`log_partition`; returns the ``(B, N)`` potential on ``x``.
+        """
+        return self.log_partition(eps, h).mul_(-eps[:, None])
+
+    def plan_rows(
+        self, eps: Tensor, h: Tensor, lse: Tensor
+    ) -> Iterator[tuple[int, int, Tensor]]:
+        r"""Yield ``(start, stop, w)``: tiles of the row-normalised plan, in a reused buffer.
+
+        :math:`w_{ij} = \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)` for rows
+        ``start:stop``, ``(B, stop - start, M)``, with every entry below
+        ``exp(_PLAN_FLOOR)`` an exact zero: no subnormal number is produced.
         """
         batch, n, m = self.x.shape[0], self.x.shape[1], self.y.shape[1]
         inv_eps = eps.reciprocal().view(batch, 1, 1)
@@ -151,56 +210,36 @@ class CostGeometry:
         buffer = h.new_empty(batch, min(self.rows, n), m)
         for start in range(0, n, self.rows):
             stop = min(n, start + self.rows)
-            e = buffer[:, : stop - start]
-            offset = self._exponent(start, stop, hh, inv_eps, e)
-            row_max = e.amax(-1, keepdim=True)
-            e.sub_(row_max).clamp_min_(self.floor).exp_()
-            s = e.sum(-1)
-            lse = row_max.squeeze(-1) + s.log()
-            if offset is not None:
-                lse = lse + offset
-            yield start, stop, e, s, lse
+            w = buffer[:, : stop - start]
+            offset = self._exponent(start, stop, hh, inv_eps, w)
+            shift = lse[:, start:stop] if offset is None else lse[:, start:stop] - offset
+            w.sub_(shift.unsqueeze(-1))
+            torch.nn.functional.threshold_(w, self.plan_floor, -math.inf)
+            yield start, stop, w.exp_()
 
-    # -- what the solver uses ------------------------------------------------------------
-
-    def softmin(self, eps: Tensor, h: Tensor) -> Tensor:
-        r"""Soft c-transform :math:`f_i = -\varepsilon \log \sum_j \exp(h_j - C_{ij}/\varepsilon)`.
-
-        Args:
-            eps ((B,) Tensor): temperature per batch item.
-            h ((B, M) Tensor): log-weights plus potential over eps, ``log b + g / eps``.
-
-        Returns:
-            (B, N) Tensor: the potential ``f`` on the points ``x``.
-        """
-        out = h.new_empty(self.x.shape[:2])
-        for start, stop, _, _, lse in self._tiles(eps, h):
-            out[:, start:stop] = lse
-        return out.mul_(-eps[:, None])
-
-    def transport_gradient(self, eps: Tensor, h: Tensor, mass: Tensor) -> Tensor:
+    def transport_gradient(self, eps: Tensor, h: Tensor, lse: Tensor, mass: Tensor) -> Tensor:
         r"""Gradient in ``x`` of :math:`\langle \pi, C(x, y) \rangle`, ``y`` held fixed.
 
-        The plan is :math:`\pi_{ij} = \text{mass}_i\, \text{softmax}_j(h_j - C_{ij}/\varepsilon)`:
-        the one the final soft c-transform ``softmin(eps, h)`` defines, whose row sums are
-        ``mass``. By the envelope theorem this is the gradient of the transport value.
+        The plan is :math:`\pi_{ij} = \text{mass}_i \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)`
+        with ``lse = log_partition(eps, h)`` (saved by the forward pass): the plan of the
+        final soft c-transform, whose row sums are ``mass``. By the envelope theorem this
+        is the gradient of the transport value. Normalised entries below
+        ``exp(_PLAN_FLOOR)`` are exact zeros (see the module docstring).
 
         Returns:
             (B, N, D) Tensor.
         """
         grad = torch.empty_like(self.x)
-        for start, stop, e, s, _ in self._tiles(eps, h):
-            w = e.div_(s.unsqueeze(-1)).mul_(mass[:, start:stop, None])  # plan rows
+        for start, stop, w in self.plan_rows(eps, h, lse):
             xb = self.x[:, start:stop]
             if self.cost is not None:
                 with torch.enable_grad():
                     xr = xb.detach().requires_grad_(True)
-                    (grad[:, start:stop],) = torch.autograd.grad(
-                        self.cost(xr, self.y.detach()), xr, grad_outputs=w
-                    )
-                continue
-            if self.p == 1:  # grad_x |x - y| = (x - y) / |x - y|, 0 where x = y
-                d = self.cost_tile(start, stop)
-                w = torch.where(d > 0, w / torch.where(d > 0, d, 1.0), 0.0)
-            grad[:, start:stop] = xb * w.sum(-1, keepdim=True) - torch.bmm(w, self.y)
+                    (g,) = torch.autograd.grad(self.cost(xr, self.y.detach()), xr, grad_outputs=w)
+            else:
+                if self.p == 1:  # grad_x |x - y| = (x - y) / |x - y|, 0 where x = y
+                    d = self.cost_tile(start, stop)
+                    w = torch.where(d > 0, w / torch.where(d > 0, d, 1.0), 0.0)
+                g = xb * w.sum(-1, keepdim=True) - torch.bmm(w, self.y)
+            grad[:, start:stop] = g * mass[:, start:stop, None]
         return grad
