@@ -366,7 +366,8 @@ class Trainer:
         ignored = {k: (v, getattr(self.config, k)) for k, v in run.items()
                    if _differs(getattr(self.config, k), v)}
         if ignored:
-            text = ", ".join(f"{k}={now!r} (the run's: {was!r})" for k, (was, now) in ignored.items())
+            text = ", ".join(f"{k}={now!r} (the run's: {was!r})"
+                             for k, (was, now) in ignored.items())
             logger.warning(
                 "resuming: %s ignored; only %s can change on resume", text,
                 ", ".join(RESUMABLE_FIELDS),
@@ -379,7 +380,9 @@ class Trainer:
         self.config = dataclasses.replace(self.config, **run)
         self.optimizers = self._make_optimizers()
 
-    def _log(self, log_file: Any, progress: Progress, writer: Any, *, close: bool) -> dict[str, float]:
+    def _log(
+        self, log_file: Any, progress: Progress, writer: Any, *, close: bool
+    ) -> dict[str, float]:
         metrics = self._tracker.means(reset=close)  # the one host sync of the interval
         self._raise_if_nonfinite()
         rates = {
@@ -464,10 +467,8 @@ class Trainer:
 
 
 def _differs(a: Any, b: Any) -> bool:
-    """Config values compared as stored (tuples come back from a checkpoint as tuples or
-    lists)."""
-    norm = (lambda v: list(v) if isinstance(v, tuple) else v)
-    return norm(a) != norm(b)
+    """Whether two config values differ (a tuple equals the list it may be stored as)."""
+    return (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b)
 
 
 def _tensorboard_writer(enabled: bool, out_dir: Path) -> Any:
