@@ -17,13 +17,14 @@ import sys
 import torch
 
 from otloss import cli
-from otloss.models import GMWAE
+from otloss.models import GMWAE, OTAutoencoder
 from otloss.plots import plot_cluster_posterior
 from otloss.train import InfiniteBatches, seed_everything
 
 
 @cli.application
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
         __doc__, model=GMWAE, dataset="mnist", max_steps=50_000, batch_size=100
     )
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         probs = model.component_probs(torch.stack(x).to(trainer.device)).cpu()
     figures.append(plot_cluster_posterior(torch.stack(labels), probs, f"{args.out}/clusters.png"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 
 from otloss import cli
 from otloss.metrics import isometry_pairs
-from otloss.models import GWAE
+from otloss.models import GWAE, OTAutoencoder
 from otloss.models.gwae import PRIORS
 from otloss.plots import plot_isometry
 from otloss.train import seed_everything
@@ -28,7 +28,8 @@ LATENT_DIM = {"celeba": 64}
 
 
 @cli.application
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
         __doc__, model=GWAE, dataset="celeba", max_steps=100_000, batch_size=64
     )
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         dz, dx = isometry_pairs(model.decode(z).cpu(), z.cpu())
     figures.append(plot_isometry(dz, dx, f"{args.out}/isometry.png", scale=model.gw.scale.item()))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ from __future__ import annotations
 import sys
 
 from otloss import cli
-from otloss.models import SWAE
+from otloss.models import SWAE, OTAutoencoder
 from otloss.models.swae import NEAREST
 from otloss.plots import plot_samples
 from otloss.train import seed_everything
 
 
 @cli.application
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
         __doc__, model=SWAE, dataset="mnist", max_steps=60_000, batch_size=100
     )
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     pseudo = model.prior.pseudo_inputs[:32].detach().cpu()
     figures.append(plot_samples(pseudo, f"{args.out}/pseudo_inputs.png", title="pseudo-inputs"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

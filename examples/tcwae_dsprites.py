@@ -16,14 +16,15 @@ from __future__ import annotations
 import sys
 
 from otloss import cli
-from otloss.models import TCWAE
+from otloss.models import TCWAE, OTAutoencoder
 from otloss.models.tcwae import COSTS, ESTIMATORS
 from otloss.plots import plot_traversals
 from otloss.train import seed_everything
 
 
 @cli.application
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
         __doc__, model=TCWAE, dataset="dsprites", max_steps=300_000, batch_size=64
     )
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     z = model.encode(cli.first_images(data, 1).to(trainer.device))
     figures.append(plot_traversals(model.decode, z, f"{args.out}/traversals.png"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

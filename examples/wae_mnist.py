@@ -13,13 +13,14 @@ from __future__ import annotations
 import sys
 
 from otloss import cli
-from otloss.models import WAE
+from otloss.models import WAE, OTAutoencoder
 from otloss.models.wae import REGULARIZERS
 from otloss.train import seed_everything
 
 
 @cli.application
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
         __doc__, model=WAE, dataset="mnist", max_steps=60_000, batch_size=100
     )
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # -- figures ------------------------------------------------------------------------
     cli.report(summary, cli.save_figures(model, data, args.out))
+    return model
 
 
 if __name__ == "__main__":

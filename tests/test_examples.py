@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from otloss.models import load_model
 from otloss.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,15 +50,29 @@ def _records(out: Path) -> list[dict]:
 )
 def test_example_runs_and_writes_its_outputs(script, extra, figures, tmp_path, capsys):
     out = tmp_path / "run"
-    _main(script)([*TINY, *extra, "--out", str(out)])
-    for name in ["checkpoint.pt", "metrics.jsonl", "reconstructions.png", "samples.png",
-                 *figures]:
+    trained = _main(script)([*TINY, *extra, "--out", str(out)])
+    for name in ["checkpoint.pt", "model.json", "metrics.jsonl", "reconstructions.png",
+                 "samples.png", *figures]:
         assert (out / name).stat().st_size > 0, name
     records = _records(out)
     assert [r["step"] for r in records] == [1, 2]
     assert all(v == v for r in records for v in r.values())  # no NaN logged
     assert load_checkpoint(out)["step"] == 2
     assert f"run folder: {out}" in capsys.readouterr().out
+    # the run folder alone gives back the trained model: its class, weights and outputs
+    loaded = load_model(out)
+    assert type(loaded) is type(trained) and not loaded.training
+    x = fixed_batch(trained)
+    assert torch.equal(loaded.reconstruct(x), trained.reconstruct(x))
+    torch.manual_seed(1)
+    expected = trained.sample(4)
+    torch.manual_seed(1)
+    assert torch.equal(loaded.sample(4), expected)
+
+
+def fixed_batch(model) -> torch.Tensor:
+    """Four images in the model's data shape, the same at every call."""
+    return torch.rand(4, *model.data_shape, generator=torch.Generator().manual_seed(0))
 
 
 def test_tcwae_falls_back_to_procedural_sprites_without_dsprites(tmp_path, capsys):

@@ -6,9 +6,11 @@ import logging
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from otloss.models import load_model
 from otloss.train import (
     InfiniteBatches,
     NonFiniteLossError,
@@ -97,7 +100,7 @@ def train(out: Path, kind: str, max_steps: int, **config) -> Trainer:
     options = {**QUIET, "out_dir": out, "log_every": 2, "checkpoint_every": 3, **config}
     if kind == "adversarial":
         options = {"n_critic": 2, "critic_optimizer": "rmsprop", "critic_lr": 1e-2, **options}
-    trainer = Trainer(make_model(kind), lr=1e-2, **options)
+    trainer = Trainer(make_model(kind), **{"lr": 1e-2, **options})
     trainer.fit(make_data(), max_steps=max_steps)
     return trainer
 
@@ -545,3 +548,160 @@ def test_checkpoint_loads_with_weights_only_and_holds_the_config(tmp_path):
     train(tmp_path, "adversarial", max_steps=3, resume=True)  # nothing to do: untouched
     assert hashlib.sha256((tmp_path / "checkpoint.pt").read_bytes()).hexdigest() == digest
     assert os.listdir(tmp_path).count("checkpoint.pt.tmp") == 0
+
+
+# --------------------------------------------------------- integrity and safe files
+
+
+def flip_a_bit_in_the_largest_tensor_record(path: Path) -> None:
+    """Flip one bit in the middle of the biggest tensor payload of a torch zip checkpoint."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.file_size // 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_bit_in_a_tensor_is_detected_and_the_previous_checkpoint_used(tmp_path):
+    train(tmp_path, "plain", max_steps=6)  # checkpoints at 3 and 6
+    ckpt = tmp_path / "checkpoint.pt"
+    flip_a_bit_in_the_largest_tensor_record(ckpt)
+    torch.load(ckpt, weights_only=True)  # still a loadable file: only the checksum tells
+    with pytest.warns(RuntimeWarning, match="does not match its SHA-256 checksum"):
+        assert load_checkpoint(tmp_path)["step"] == 3
+    with pytest.warns(RuntimeWarning, match="falling back to the previous checkpoint"):
+        resumed = train(tmp_path, "plain", max_steps=8, resume=True)
+    assert (tmp_path / "checkpoint.corrupt.pt").exists()  # the bad file kept aside
+    assert_same_parameters(train(tmp_path / "straight", "plain", max_steps=8).model, resumed.model)
+
+
+def test_a_planted_temporary_symlink_is_never_followed(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint.pt.tmp", "metrics.jsonl.tmp", "model.json.tmp"):
+        (run / name).symlink_to(outside)
+    model = make_model("plain")
+    trainer = Trainer(model, out_dir=run, log_every=2, checkpoint_every=2, **QUIET)
+    trainer.fit(make_data(), max_steps=3)
+    train(run, "plain", max_steps=5, resume=True)  # rewrites metrics.jsonl on resume
+    assert outside.read_text() == "precious"
+    assert all((run / n).is_symlink() for n in ("checkpoint.pt.tmp", "metrics.jsonl.tmp"))
+    assert load_checkpoint(run)["step"] == 5
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
+
+
+# ----------------------------------------------------------------- logs after a split
+
+
+def test_logs_are_identical_when_the_split_is_not_a_multiple_of_log_every(tmp_path):
+    options = {"log_every": 3, "checkpoint_every": 4}
+    train(tmp_path / "straight", "adversarial", max_steps=9, **options)
+    train(tmp_path / "split", "adversarial", max_steps=7, **options)  # ends mid-interval
+    assert [r["step"] for r in metrics(tmp_path / "split")] == [3, 6, 7]
+    train(tmp_path / "split", "adversarial", max_steps=9, resume=True, **options)
+    straight, split = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert [r["step"] for r in split] == [3, 6, 9]
+    assert without_time(straight) == without_time(split)
+
+
+def test_a_second_fit_on_the_same_trainer_keeps_the_logs_of_a_straight_run(tmp_path):
+    train(tmp_path / "straight", "plain", max_steps=6, log_every=4)
+    trainer = Trainer(make_model("plain"), lr=1e-2, out_dir=tmp_path / "b", log_every=4,
+                      checkpoint_every=3, **QUIET)
+    data = make_data()
+    trainer.fit(data, max_steps=5)
+    trainer.fit(data, max_steps=6)
+    assert without_time(metrics(tmp_path / "b")) == without_time(metrics(tmp_path / "straight"))
+
+
+def test_records_hold_the_learning_rates_and_the_elapsed_time_of_the_run(tmp_path):
+    train(tmp_path, "adversarial", max_steps=4)
+    train(tmp_path, "adversarial", max_steps=6, resume=True)
+    records = metrics(tmp_path)
+    assert all(r["lr"] == 1e-2 and r["critic/lr"] == 1e-2 for r in records)
+    elapsed = [r["elapsed"] for r in records]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0  # summed over both sessions
+
+
+# ------------------------------------------------------------- settings on resume
+
+
+def test_settings_given_on_resume_take_effect_and_are_recorded(tmp_path, caplog):
+    train(tmp_path, "adversarial", max_steps=4)  # lr 1e-2, n_critic 2, log_every 2
+    with caplog.at_level(logging.WARNING, logger="otloss.train"):
+        resumed = train(tmp_path, "adversarial", max_steps=8, resume=True, lr=1e-3,
+                        critic_lr=5e-4, grad_clip=1.0, log_every=4, checkpoint_every=8,
+                        n_critic=5, batch_size=4)
+    assert resumed.optimizers["generator"].param_groups[0]["lr"] == 1e-3
+    assert resumed.optimizers["critic"].param_groups[0]["lr"] == 5e-4
+    config = load_checkpoint(tmp_path)["config"]
+    assert (config["lr"], config["critic_lr"], config["grad_clip"]) == (1e-3, 5e-4, 1.0)
+    assert (config["log_every"], config["checkpoint_every"]) == (4, 8)
+    # the rest comes from the run, with a warning naming what was ignored
+    assert (config["n_critic"], config["batch_size"]) == (2, 8)
+    assert "n_critic=5 (the run's: 2)" in caplog.text and "lr 0.01 -> 0.001" in caplog.text
+    records = metrics(tmp_path)
+    assert [(r["step"], r["lr"]) for r in records] == [(2, 1e-2), (4, 1e-2), (8, 1e-3)]
+
+
+# ------------------------------------------------------------------------- display
+
+
+def test_without_a_bar_a_line_per_record_goes_to_stderr(tmp_path, capsys):
+    trainer = Trainer(make_model("plain"), out_dir=tmp_path, log_every=2,
+                      **{**QUIET, "progress": "lines"})
+    trainer.fit(make_data(), max_steps=4)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"]
+    assert "loss=" in lines[0] and lines[0].endswith("steps/s)")
+
+
+def test_a_bar_is_not_drawn_into_a_file(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    trainer = Trainer(make_model("plain"), out_dir=tmp_path, log_every=2,
+                      **{**QUIET, "progress": True})
+    trainer.fit(make_data(), max_steps=4)  # capsys' stderr is not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 2
+
+
+def test_progress_false_prints_nothing(tmp_path, capsys):
+    Trainer(make_model("plain"), out_dir=tmp_path, **QUIET).fit(make_data(), max_steps=2)
+    assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------- package shape
+
+
+def test_import_otloss_loads_no_training_model_or_cli_code():
+    code = (
+        "import sys, otloss\n"
+        "names = ('otloss.train', 'otloss.models', 'otloss.cli')\n"
+        "loaded = [m for m in names if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert otloss.Trainer is __import__('otloss.train').train.Trainer\n"
+        "from otloss._version import __version__\n"
+        "assert otloss.__version__ == __version__\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_old_protocol_names_still_work_with_a_deprecation_warning():
+    import otloss.train as package
+
+    with pytest.warns(DeprecationWarning, match="TrainableModel"):
+        assert package.OTAutoencoder is package.TrainableModel
+    with pytest.warns(DeprecationWarning, match="AdversarialModel"):
+        assert package.AdversarialOTAutoencoder is package.AdversarialModel
+
+
+def test_a_model_without_plain_arguments_trains_but_cannot_be_reloaded(tmp_path):
+    train(tmp_path, "plain", max_steps=2)
+    assert not (tmp_path / "model.json").exists()
+    with pytest.raises(ValueError, match="does not record the model's constructor arguments"):
+        load_model(tmp_path)
