@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
             heads.step()
 
     # -- training: the paper's Adam settings (GMWAE.training_defaults) --------------------
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the cluster posterior per class ------------

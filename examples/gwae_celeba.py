@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
 
     # -- training: RMSprop 1e-4 / 5e-5 and n_critic critic steps per step (C.2) -----------
     trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the isometry histogram (Fig. 1b) ----------

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
 
     # -- training: the paper's Adam settings (SWAE.training_defaults) ---------------------
     trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the learnt pseudo-inputs ------------------

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
 
     # -- training: the paper's Adam settings (WAE.training_defaults) ----------------------
     trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ Every script in ``examples/`` reads like this, top to bottom::
         seed_everything(args.seed)                      # the model's initialisation too
         model = cli.build_model(args, data_shape=cli.data_shape(data))
         trainer = cli.make_trainer(model, args)         # the model's training_defaults
+        cli.announce(trainer, args)                     # what trains on what, where
         summary = cli.fit(trainer, data, args)          # checkpoint.pt, metrics.jsonl
         cli.report(summary, cli.save_figures(model, data, args.out))
 
@@ -56,6 +57,7 @@ from torch.utils.data import Dataset
 from otloss.data import DATASETS, CorruptDatasetError, DatasetNotFoundError, load_dataset
 from otloss.models import OTAutoencoder
 from otloss.train import (
+    METRICS,
     MODEL_CONFIG,
     RESUMABLE_FIELDS,
     NonFiniteLossError,
@@ -447,13 +449,12 @@ def make_trainer(model: nn.Module, args: argparse.Namespace, **defaults: Any) ->
 
 
 def fit(trainer: Trainer, data: Any, args: argparse.Namespace) -> TrainSummary:
-    """Train to ``args.max_steps`` (after :func:`announce`).
+    """Train to ``args.max_steps``.
 
     Raises:
         ExampleError: the run folder holds a run and neither ``--resume`` nor
             ``--overwrite`` was given, or a loss became non-finite.
     """
-    announce(trainer, args)
     try:
         return trainer.fit(data, max_steps=args.max_steps)
     except FileExistsError as err:
@@ -497,5 +498,5 @@ def report(summary: TrainSummary, figures: Sequence[Path]) -> None:
     losses = ", ".join(f"{k}={v:.4g}" for k, v in summary.metrics.items())
     print(f"step {summary.step} ({summary.seconds:.0f} s): {losses}")
     print(f"run folder: {summary.out_dir}")
-    for path in [summary.checkpoint, summary.out_dir / "metrics.jsonl", *figures]:
+    for path in [summary.checkpoint, summary.out_dir / METRICS, *figures]:
         print(f"  {path}")

@@ -196,11 +196,12 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` with its checksum atomically to ``path``, keeping the file it
     replaces as ``*.prev.pt``.
 
-    ``state[CHECKSUM]`` is set to :func:`checkpoint_digest` of the rest, which
-    :func:`load_checkpoint` verifies. The state is serialised into a temporary file of the
-    same folder (see :func:`atomic_write`), then the current checkpoint is renamed to
-    ``checkpoint.prev.pt`` and the new one renamed into place (``os.replace`` is atomic).
-    A crash at any point leaves at least one complete checkpoint that
+    The file holds ``state`` plus ``"sha256"``, the :func:`checkpoint_digest` of the
+    rest, which :func:`load_checkpoint` verifies (``state`` itself is not modified). It
+    is serialised into a temporary file of the same folder (see :func:`atomic_write`),
+    then the current checkpoint is renamed to ``checkpoint.prev.pt`` and the new one
+    renamed into place (``os.replace`` is atomic). A crash at any point leaves at least
+    one complete checkpoint that
     :func:`load_checkpoint` finds.
     """
     path = Path(path)

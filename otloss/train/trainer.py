@@ -29,6 +29,7 @@ from otloss.train.checkpoint import (
     CHECKPOINT,
     METRICS,
     MODEL_CONFIG,
+    atomic_write,
     has_checkpoint,
     load_with_fallback,
     rng_state,
@@ -353,7 +354,7 @@ class Trainer:
             )
         self._batches(data)
         seed_everything(self.config.seed)
-        metrics_path.write_text("", encoding="utf-8")
+        atomic_write(metrics_path, lambda f: None)  # empty; a link there is replaced
         if self.model_config is not None:
             write_json(self.out_dir / MODEL_CONFIG, self.model_config)
         return False
