@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
     # -- data and model: pseudo-inputs start as training images (a resume reloads them) ----
     data = cli.load_training_data(args)
     seed_everything(args.seed)
-    if args.n_pseudo is None and not cli.will_resume(args):
-        args.n_pseudo = min(cli.model_arguments(args)["n_pseudo"], len(data) // 3)
-    model = cli.build_model(args, data_shape=cli.data_shape(data))
+    n_pseudo = min(cli.model_arguments(args)["n_pseudo"], len(data) // 3)
+    model = cli.build_model(args, data_shape=cli.data_shape(data), n_pseudo=n_pseudo)
     model.init_pseudo_inputs(cli.first_images(data, model.prior.n_pseudo))
 
     # -- training: the paper's Adam settings (SWAE.training_defaults) ---------------------

@@ -164,7 +164,8 @@ class ExampleParser(argparse.ArgumentParser):
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         parsed = super().parse_args(args, namespace)
         parsed.script = self.prog
-        parsed.given = {k for k, v in vars(parsed).items() if v is not None and v is not False}
+        tracked = [*self.train_defaults, *self.model_defaults]
+        parsed.given = {name for name in tracked if getattr(parsed, name) is not None}
         parsed.out_given = parsed.out is not None
         if parsed.out is None:
             parsed.out = f"runs/{self.name}-{parsed.dataset}"
@@ -174,8 +175,8 @@ class ExampleParser(argparse.ArgumentParser):
         except (ValueError, RuntimeError) as err:
             self.error(f"argument --device: {err}; use --device cpu, or leave --device out "
                        "to use CUDA when there is a GPU")
-        if parsed.seed is None:
-            parsed.seed = _CLI_DEFAULTS["seed"]
+        if parsed.seed is None:  # seed_everything(args.seed) before the model is built
+            parsed.seed = self.train_defaults["seed"]
         return parsed
 
 
@@ -242,8 +243,7 @@ def example_parser(
     add("--max-steps", type=int, default=max_steps, help=f"generator steps (default: {max_steps})")
     parser.train_flag("batch_size", help="samples per batch", type=int)
     add("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available)")
-    add("--seed", type=int, default=None, help="seed of the initialisation and the data order "
-        f"(default: {_CLI_DEFAULTS['seed']})")
+    parser.train_flag("seed", help="seed of the initialisation and the data order", type=int)
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint, "
         "with its model and settings")
     add("--overwrite", action="store_true", help="start afresh over a run already in --out")
@@ -368,7 +368,7 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
     run_arguments = run.get("arguments", {})
     values = {}
     for name, default in parser.model_defaults.items():
-        given = getattr(args, name)
+        given = getattr(args, name) if name in args.given else None
         if name in run_arguments:
             if given is not None and not _same(given, run_arguments[name]):
                 raise _contradiction(_flag(name), given, run_arguments[name], args.out)
@@ -383,13 +383,16 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_model(args: argparse.Namespace, **derived: Any) -> OTAutoencoder:
     """The parser's model from :func:`model_arguments` and the arguments the script
-    derives from the data (``data_shape=...``, ``dataset_size=...``).
+    derives from the data (``data_shape=...``, ``dataset_size=...``, or a default that
+    depends on the data), which replace those of :func:`model_arguments` unless given as
+    flags.
 
     On resume the model is built from the run's stored arguments; a derived one that
     differs (other data) is an :class:`ExampleError` naming both values.
     """
     parser: ExampleParser = args.parser
-    arguments = {**derived, **model_arguments(args)}
+    derived = {k: v for k, v in derived.items() if k not in args.given}
+    arguments = {**model_arguments(args), **derived}
     run = (_stored(args) or {}).get("model_config")
     if run is not None:
         for name, value in derived.items():
@@ -419,16 +422,13 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
     run = (_stored(args) or {}).get("config", {})
     values = {}
     for name, default in parser.train_defaults.items():
-        given = getattr(args, name)
+        given = getattr(args, name) if name in args.given else None
         if name in run:
             if given is not None and name not in RESUMABLE_FIELDS and not _same(given, run[name]):
                 raise _contradiction(_flag(name), given, run[name], args.out)
             values[name] = given if given is not None else run[name]
         else:
             values[name] = given if given is not None else default
-    if run and "seed" in args.given and not _same(args.seed, run.get("seed")):
-        raise _contradiction("--seed", args.seed, run.get("seed"), args.out)
-    values["seed"] = run.get("seed", args.seed)
     return values
 
 

@@ -705,3 +705,42 @@ def test_a_model_without_plain_arguments_trains_but_cannot_be_reloaded(tmp_path)
     assert not (tmp_path / "model.json").exists()
     with pytest.raises(ValueError, match="does not record the model's constructor arguments"):
         load_model(tmp_path)
+
+
+def test_has_critic_and_the_trainers_test_agree_on_every_reference_model(tmp_path):
+    from otloss.models import GMWAE, GWAE, SWAE, TCWAE, WAE
+    from otloss.train import is_adversarial
+
+    models = {
+        "gwae": GWAE((1, 16, 16), 4, prior="normal"),
+        "wae-mmd": WAE((6,), 2),
+        "wae-gan": WAE((6,), 2, regularizer="gan"),
+        "tcwae-mws": TCWAE((6,), 2, dataset_size=40),
+        "tcwae-gan": TCWAE((6,), 2, estimator="gan"),
+        "swae": SWAE((6,), 2, n_pseudo=4),
+        "gmwae": GMWAE((6,), 2, 3),
+    }
+    adversarial = {name: m.has_critic for name, m in models.items()}
+    assert adversarial == {"gwae": True, "wae-mmd": False, "wae-gan": True, "tcwae-mws": False,
+                           "tcwae-gan": True, "swae": False, "gmwae": False}
+    for name, model in models.items():
+        assert is_adversarial(model) == model.has_critic, name
+        trainer = Trainer(model, out_dir=tmp_path / name, **QUIET)
+        assert ("critic" in trainer.optimizers) == model.has_critic, name
+        if model.has_critic:
+            critic = getattr(model, model.critic_attribute)
+            assert {id(p) for p in trainer.critic_params} == {id(p) for p in critic.parameters()}
+
+
+def test_model_config_round_trips_through_from_config():
+    from otloss.models import GWAE, TCWAE
+
+    for model in (GWAE((1, 16, 16), 4, prior="normal", lambda_w=3.0),
+                  TCWAE((6,), 2, estimator="gan", beta=2.0)):
+        config = model.config()
+        assert json.loads(json.dumps(config)) == config
+        rebuilt = type(model).from_config(config)
+        assert rebuilt.config() == config
+        assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(TypeError, match=r"GWAE\(encoder=\.\.\.\) is a Linear"):
+        GWAE((6,), 2, prior="normal", encoder=nn.Linear(6, 4)).config()

@@ -267,8 +267,8 @@ class GWAE(OTAutoencoder):
         >>> terms["loss"].backward()
     """
 
-    #: The paper's optimisers (appendix C.2), as :class:`otloss.train.TrainConfig` fields.
     critic_attribute: ClassVar[str | None] = "critic"
+    #: The paper's optimisers (appendix C.2), as :class:`otloss.train.TrainConfig` fields.
     training_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "rmsprop",
         "lr": 1e-4,
@@ -388,4 +388,3 @@ class GWAE(OTAutoencoder):
             x_gen = self.decode(z_p)
         terms = self.critic.critic_terms((x, z_q), (x_gen, z_p))
         return {k: terms[k] for k in ("loss", "estimate", "gradient_penalty")}
-

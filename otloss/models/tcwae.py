@@ -274,4 +274,3 @@ class TCWAE(OTAutoencoder):
             "tc_discriminator": tc_loss,
             "dimwise_discriminator": dimwise_loss,
         }
-

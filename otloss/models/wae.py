@@ -213,4 +213,3 @@ class WAE(OTAutoencoder):
         loss = F.softplus(-real).mean() + F.softplus(fake).mean()
         accuracy = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean())
         return {"loss": loss, "accuracy": accuracy.detach()}
-
