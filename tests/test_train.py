@@ -595,6 +595,14 @@ def test_a_planted_temporary_symlink_is_never_followed(tmp_path):
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
 
 
+def test_a_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path):
+    train(tmp_path, "plain", max_steps=2)
+    stale = tmp_path / ".checkpoint.pt.k1ll3d.tmp"  # as atomic_write names them
+    stale.write_bytes(b"half a checkpoint")
+    train(tmp_path, "plain", max_steps=3, resume=True)
+    assert not stale.exists()
+
+
 # ----------------------------------------------------------------- logs after a split
 
 

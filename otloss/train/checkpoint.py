@@ -33,6 +33,7 @@ __all__ = [
     "has_checkpoint",
     "load_checkpoint",
     "previous_checkpoint",
+    "remove_stale_temporary_files",
     "save_checkpoint",
     "seed_everything",
     "write_json",
@@ -137,6 +138,16 @@ def atomic_write(
         raise
     _fsync_folder(path.parent)
     return path
+
+
+def remove_stale_temporary_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` left in ``folder`` when a
+    process was killed mid-write (regular files named ``.<name>.<random>.tmp``); returns
+    them. Links and other files are left alone."""
+    stale = [p for p in Path(folder).glob(".*.*.tmp") if p.is_file() and not p.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -32,6 +32,7 @@ from otloss.train.checkpoint import (
     atomic_write,
     has_checkpoint,
     load_with_fallback,
+    remove_stale_temporary_files,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -335,6 +336,8 @@ class Trainer:
             truncate_metrics(metrics_path, self.step, keep_last=not self._tracker.pending)
             return False
         found = has_checkpoint(self.out_dir)
+        for path in remove_stale_temporary_files(self.out_dir):
+            logger.info("removed %s, left by a run killed while writing", path)
         if found and self.config.resume:
             path = self.out_dir / CHECKPOINT
             state, used = load_with_fallback(path)
