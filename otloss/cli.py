@@ -498,5 +498,7 @@ def report(summary: TrainSummary, figures: Sequence[Path]) -> None:
     losses = ", ".join(f"{k}={v:.4g}" for k, v in summary.metrics.items())
     print(f"step {summary.step} ({summary.seconds:.0f} s): {losses}")
     print(f"run folder: {summary.out_dir}")
-    for path in [summary.checkpoint, summary.out_dir / METRICS, *figures]:
+    model_config = summary.out_dir / MODEL_CONFIG
+    listed = [summary.checkpoint, *([model_config] if model_config.exists() else [])]
+    for path in [*listed, summary.out_dir / METRICS, *figures]:
         print(f"  {path}")
