@@ -175,6 +175,8 @@ class ExampleParser(argparse.ArgumentParser):
         except (ValueError, RuntimeError) as err:
             self.error(f"argument --device: {err}; use --device cpu, or leave --device out "
                        "to use CUDA when there is a GPU")
+        if parsed.max_steps < 0:
+            self.error(f"argument --max-steps: must be 0 or more, got {parsed.max_steps}")
         if parsed.seed is None:  # seed_everything(args.seed) before the model is built
             parsed.seed = self.train_defaults["seed"]
         return parsed
@@ -404,7 +406,10 @@ def build_model(args: argparse.Namespace, **derived: Any) -> OTAutoencoder:
                     "--image-size"
                 )
         arguments = {**arguments, **run["arguments"]}
-    return parser.model(**arguments)
+    try:
+        return parser.model(**arguments)
+    except (TypeError, ValueError) as err:  # the model's checks of its arguments
+        raise ExampleError(f"{err} (see --help for the model flags)") from None
 
 
 # ---------------------------------------------------------------------------- training
@@ -434,8 +439,12 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_trainer(model: nn.Module, args: argparse.Namespace, **defaults: Any) -> Trainer:
     """A :class:`~otloss.train.Trainer` for ``model`` from the flags (:func:`train_settings`)
-    over the model's ``training_defaults`` and ``defaults``."""
-    config = {
+    over the model's ``training_defaults`` and ``defaults``.
+
+    Raises:
+        ExampleError: a setting out of range (``--batch-size 0``...).
+    """
+    fields = {
         **getattr(model, "training_defaults", {}),
         **defaults,
         **train_settings(args),
@@ -445,7 +454,11 @@ def make_trainer(model: nn.Module, args: argparse.Namespace, **defaults: Any) ->
         "overwrite": args.overwrite,
         "progress": "lines" if args.no_progress else True,
     }
-    return Trainer(model, **config)
+    try:
+        config = TrainConfig(**fields)
+    except ValueError as err:
+        raise ExampleError(f"{err} (see --help for the training flags)") from None
+    return Trainer(model, config)
 
 
 def fit(trainer: Trainer, data: Any, args: argparse.Namespace) -> TrainSummary:

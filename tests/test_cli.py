@@ -64,6 +64,16 @@ def test_a_batch_larger_than_the_data_says_how_large_it_may_be(tmp_path, capsys)
     assert not (tmp_path / "run").exists()
 
 
+def test_settings_and_model_flags_out_of_range_are_error_lines(tmp_path, capsys):
+    argv = ["--dataset", "digits", "--out", str(tmp_path / "run")]
+    err = _fails(capsys, "wae_mnist", [*argv, "--log-every", "0"])
+    assert err.startswith("error: log_every must be a positive int, got 0")
+    err = _fails(capsys, "swae_mnist", [*argv, "--beta", "1.5"])
+    assert err.startswith("error: beta must be in [0, 1]")
+    err = _fails(capsys, "wae_mnist", [*argv, "--max-steps", "-1"])
+    assert "error: argument --max-steps: must be 0 or more" in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_is_an_argparse_error(tmp_path, capsys):
     err = _fails(capsys, "wae_mnist", ["--dataset", "digits", "--device", "cuda",
@@ -93,6 +103,8 @@ def test_resume_reads_the_model_flags_from_the_run(tmp_path):
     assert model.latent_dim == 3 and model.has_critic
     assert load_checkpoint(out)["step"] == 3
     assert load_model(out).latent_dim == 3
+    from_file = load_model(out / "checkpoint.pt", device="cpu")  # a checkpoint file works too
+    assert from_file.has_critic and next(from_file.parameters()).device.type == "cpu"
     # the same value given again is no contradiction
     _main("wae_mnist")([*argv, "--max-steps", "4", "--resume", "--latent-dim", "3"])
 
