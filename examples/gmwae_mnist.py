@@ -5,8 +5,9 @@
 
 The component heads are first pre-trained by moment matching (each head onto its prior
 component, as in the paper), then the whole model trains on reconstruction + weighted
-MMD. The run folder (--out) receives checkpoint.pt, metrics.jsonl, reconstructions.png,
-samples.png and clusters.png (mean q(k | x) per class); --resume continues a run exactly.
+MMD. The run folder (--out) receives checkpoint.pt, model.json, metrics.jsonl,
+reconstructions.png, samples.png and clusters.png (mean q(k | x) per class); --resume
+continues a run exactly.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import sys
 import torch
 
 from otloss import cli
-from otloss.models import GMWAE
+from otloss.models import GMWAE, OTAutoencoder
 from otloss.plots import plot_cluster_posterior
 from otloss.train import InfiniteBatches, seed_everything
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.application
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
-        __doc__, name="gmwae", dataset="mnist", max_steps=50_000, batch_size=100
+        __doc__, model=GMWAE, dataset="mnist", max_steps=50_000, batch_size=100
     )
-    parser.add_argument("--latent-dim", type=int, default=10, help="L (the paper's: 10)")
-    parser.add_argument("--n-components", type=int, default=10, help="K (the paper's: 10)")
-    parser.add_argument("--lambda-z", type=float, default=500.0,
-                        help="MMD weight (paper: 500; for short runs 20 lets q(k | x) split "
-                        "the classes within a few hundred steps, see docs/models.md)")
+    parser.model_flag("latent_dim", help="latent width L (the paper's)")
+    parser.model_flag("n_components", help="mixture components K (the paper's)")
+    parser.model_flag("lambda_z", help="MMD weight (the paper's; for short runs 20 lets "
+                      "q(k | x) split the classes within a few hundred steps, see "
+                      "docs/models.md)")
     parser.add_argument("--pretrain-steps", type=int, default=500,
                         help="moment-matching steps of the heads before training (0: none)")
     args = parser.parse_args(argv)
@@ -37,21 +40,21 @@ def main(argv: list[str] | None = None) -> None:
     # -- data and model ----------------------------------------------------------------
     data = cli.load_training_data(args)
     seed_everything(args.seed)
-    model = GMWAE(cli.data_shape(data), args.latent_dim, args.n_components,
-                  lambda_z=args.lambda_z)
-    trainer = cli.make_trainer(model, args, **GMWAE.training_defaults)
+    model = cli.build_model(args, data_shape=cli.data_shape(data))
+    trainer = cli.make_trainer(model, args)
 
     # -- pre-training of the heads (a resumed run has it in its checkpoint) ---------------
     if not cli.will_resume(args):
         heads = torch.optim.Adam(model.pretrain_parameters(), lr=trainer.config.lr)
-        batches = InfiniteBatches(data, args.batch_size, seed=args.seed)
+        batches = InfiniteBatches(data, trainer.config.batch_size, seed=args.seed)
         for _ in range(args.pretrain_steps):
             x = next(batches)[0].to(trainer.device)
             heads.zero_grad()
             model.pretrain_losses(x)["loss"].backward()
             heads.step()
 
-    # -- training: Adam 5e-4, as in the paper -------------------------------------------
+    # -- training: the paper's Adam settings (GMWAE.training_defaults) --------------------
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the cluster posterior per class ------------
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         probs = model.component_probs(torch.stack(x).to(trainer.device)).cpu()
     figures.append(plot_cluster_posterior(torch.stack(labels), probs, f"{args.out}/clusters.png"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

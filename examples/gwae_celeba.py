@@ -5,8 +5,9 @@
 
 CelebA goes in <data root>/celeba/ (img_align_celeba/*.jpg, list_eval_partition.txt,
 list_attr_celeba.txt; the data root is --data-root, else $OTLOSS_DATA, else
-~/.otloss/data). The run folder (--out) receives checkpoint.pt, metrics.jsonl,
-reconstructions.png, samples.png and isometry.png; --resume continues a run exactly.
+~/.otloss/data). The run folder (--out) receives checkpoint.pt, model.json,
+metrics.jsonl, reconstructions.png, samples.png and isometry.png; --resume continues a
+run exactly.
 """
 
 from __future__ import annotations
@@ -17,50 +18,41 @@ import torch
 
 from otloss import cli
 from otloss.metrics import isometry_pairs
-from otloss.models import GWAE
+from otloss.models import GWAE, OTAutoencoder
+from otloss.models.gwae import PRIORS
 from otloss.plots import plot_isometry
 from otloss.train import seed_everything
 
-# Latent width per dataset (the paper's CelebA runs use 64; small data needs fewer).
+# The paper's CelebA runs use L = 64; other data keeps GWAE's default width.
 LATENT_DIM = {"celeba": 64}
-DEFAULT_LATENT_DIM = 16
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.application
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
-        __doc__, name="gwae", dataset="celeba", max_steps=100_000, batch_size=64
+        __doc__, model=GWAE, dataset="celeba", max_steps=100_000, batch_size=64
     )
-    parser.add_argument("--latent-dim", type=int, default=None,
-                        help=f"L (default: 64 on CelebA, {DEFAULT_LATENT_DIM} otherwise)")
-    parser.add_argument("--prior", default="np", choices=["np", "fnp", "gmp", "normal"],
-                        help="neural, factorised neural, Gaussian-mixture or N(0, I) prior")
-    parser.add_argument("--lambda-w", type=float, default=1.0, help="weight of L_W")
-    parser.add_argument("--lambda-d", type=float, default=1.0, help="weight of L_D")
-    parser.add_argument("--lambda-h", type=float, default=0.06, help="weight of R_H")
-    parser.add_argument("--n-critic", type=int, default=GWAE.training_defaults["n_critic"],
-                        help="critic steps per generator step")
-    parser.add_argument("--aggregated-norm", action="store_true",
-                        help="normalise the encoder by the aggregated posterior (C.2)")
+    parser.model_flag("latent_dim", type=int, default=lambda args: LATENT_DIM.get(args.dataset),
+                      help="latent width L (default: 64 on CelebA, GWAE's otherwise)")
+    parser.model_flag("prior", choices=PRIORS,
+                      help="neural, factorised neural, Gaussian-mixture or N(0, I) prior")
+    parser.model_flag("lambda_w", help="weight of L_W")
+    parser.model_flag("lambda_d", help="weight of L_D")
+    parser.model_flag("lambda_h", help="weight of R_H")
+    parser.model_flag("aggregated_norm",
+                      help="normalise the encoder by the aggregated posterior (C.2)")
+    parser.train_flag("n_critic", help="critic steps per generator step", type=int)
     args = parser.parse_args(argv)
 
-    # -- data ------------------------------------------------------------------------
+    # -- data and model ----------------------------------------------------------------
     data = cli.load_training_data(args)
-    latent_dim = args.latent_dim or LATENT_DIM.get(args.dataset, DEFAULT_LATENT_DIM)
-
-    # -- model -----------------------------------------------------------------------
     seed_everything(args.seed)
-    model = GWAE(
-        cli.data_shape(data),
-        latent_dim,
-        prior=args.prior,
-        lambda_w=args.lambda_w,
-        lambda_d=args.lambda_d,
-        lambda_h=args.lambda_h,
-        aggregated_norm=args.aggregated_norm,
-    )
+    model = cli.build_model(args, data_shape=cli.data_shape(data))
 
     # -- training: RMSprop 1e-4 / 5e-5 and n_critic critic steps per step (C.2) -----------
-    trainer = cli.make_trainer(model, args, **{**GWAE.training_defaults, "n_critic": args.n_critic})
+    trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the isometry histogram (Fig. 1b) ----------
@@ -70,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         dz, dx = isometry_pairs(model.decode(z).cpu(), z.cpu())
     figures.append(plot_isometry(dz, dx, f"{args.out}/isometry.png", scale=model.gw.scale.item()))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

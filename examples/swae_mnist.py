@@ -5,8 +5,8 @@
 
 The prior is a mixture of conditional Gaussians given K learnable pseudo-inputs,
 initialised from training images; each sample is matched with its nearest pseudo-input.
-The run folder (--out) receives checkpoint.pt, metrics.jsonl, reconstructions.png,
-samples.png and pseudo_inputs.png; --resume continues a run exactly.
+The run folder (--out) receives checkpoint.pt, model.json, metrics.jsonl,
+reconstructions.png, samples.png and pseudo_inputs.png; --resume continues a run exactly.
 """
 
 from __future__ import annotations
@@ -14,34 +14,36 @@ from __future__ import annotations
 import sys
 
 from otloss import cli
-from otloss.models import SWAE
+from otloss.models import SWAE, OTAutoencoder
+from otloss.models.swae import NEAREST
 from otloss.plots import plot_samples
 from otloss.train import seed_everything
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.application
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
-        __doc__, name="swae", dataset="mnist", max_steps=60_000, batch_size=100
+        __doc__, model=SWAE, dataset="mnist", max_steps=60_000, batch_size=100
     )
-    parser.add_argument("--latent-dim", type=int, default=8, help="L (the paper's MNIST: 8)")
-    parser.add_argument("--n-pseudo", type=int, default=None,
-                        help="pseudo-inputs K (default: 4000, at most a third of the data)")
-    parser.add_argument("--beta", type=float, default=0.5, help="x-loss share (paper: 0.5)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="z-loss weight (paper: 1)")
-    parser.add_argument("--nearest", default="data", choices=["data", "latent", "cosine"],
-                        help="space where each sample's nearest pseudo-input is chosen")
+    parser.model_flag("latent_dim", help="latent width L (the paper's MNIST value)")
+    parser.model_flag("n_pseudo", help="pseudo-inputs K, at most a third of the data")
+    parser.model_flag("beta", help="share of the x-loss")
+    parser.model_flag("alpha", help="weight of the z-loss")
+    parser.model_flag("nearest", choices=NEAREST,
+                      help="space where each sample's nearest pseudo-input is chosen")
     args = parser.parse_args(argv)
 
     # -- data and model: pseudo-inputs start as training images (a resume reloads them) ----
     data = cli.load_training_data(args)
-    n_pseudo = args.n_pseudo or min(4000, len(data) // 3)
     seed_everything(args.seed)
-    model = SWAE(cli.data_shape(data), args.latent_dim, n_pseudo=n_pseudo, beta=args.beta,
-                 alpha=args.alpha, nearest=args.nearest)
-    model.init_pseudo_inputs(cli.first_images(data, n_pseudo))
+    n_pseudo = min(cli.model_arguments(args)["n_pseudo"], len(data) // 3)
+    model = cli.build_model(args, data_shape=cli.data_shape(data), n_pseudo=n_pseudo)
+    model.init_pseudo_inputs(cli.first_images(data, model.prior.n_pseudo))
 
-    # -- training: Adam 1e-3, as in the paper -------------------------------------------
-    trainer = cli.make_trainer(model, args, **SWAE.training_defaults)
+    # -- training: the paper's Adam settings (SWAE.training_defaults) ---------------------
+    trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and the learnt pseudo-inputs ------------------
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     pseudo = model.prior.pseudo_inputs[:32].detach().cpu()
     figures.append(plot_samples(pseudo, f"{args.out}/pseudo_inputs.png", title="pseudo-inputs"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@
     python examples/tcwae_dsprites.py --estimator gan     # density-ratio discriminators
 
 When the dSprites file is absent the script trains on otloss's procedural sprites (the
-same five factors: shape, scale, rotation, x, y). The run folder (--out) receives
-checkpoint.pt, metrics.jsonl, reconstructions.png, samples.png and traversals.png;
---resume continues a run exactly.
+same five factors: shape, scale, rotation, x, y), in a run folder named after them
+(runs/tcwae-sprites). The run folder (--out) receives checkpoint.pt, model.json,
+metrics.jsonl, reconstructions.png, samples.png and traversals.png; --resume continues a
+run exactly.
 """
 
 from __future__ import annotations
@@ -15,24 +16,26 @@ from __future__ import annotations
 import sys
 
 from otloss import cli
-from otloss.models import TCWAE
+from otloss.models import TCWAE, OTAutoencoder
+from otloss.models.tcwae import COSTS, ESTIMATORS
 from otloss.plots import plot_traversals
 from otloss.train import seed_everything
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.application
+def main(argv: list[str] | None = None) -> OTAutoencoder:
+    """Train, write the figures and return the trained model."""
     parser = cli.example_parser(
-        __doc__, name="tcwae", dataset="dsprites", max_steps=300_000, batch_size=64
+        __doc__, model=TCWAE, dataset="dsprites", max_steps=300_000, batch_size=64
     )
-    parser.add_argument("--latent-dim", type=int, default=10, help="L (the paper's: 10)")
-    parser.add_argument("--estimator", default="mws", choices=["mws", "mss", "gan"],
-                        help="total-correlation estimator")
-    parser.add_argument("--cost", default="cross_entropy",
-                        choices=["cross_entropy", "squared", "l1"],
-                        help="reconstruction cost (the paper's dSprites runs: cross_entropy)")
-    parser.add_argument("--beta", type=float, default=None, help="TC weight (paper's default)")
-    parser.add_argument("--gamma", type=float, default=None,
-                        help="dimension-wise KL weight (paper's default)")
+    parser.model_flag("latent_dim", help="latent width L (the paper's)")
+    parser.model_flag("estimator", choices=ESTIMATORS, help="total-correlation estimator")
+    # The paper's dSprites runs use the Bernoulli cost, not TCWAE's general default.
+    parser.model_flag("cost", choices=COSTS, default="cross_entropy",
+                      help="reconstruction cost")
+    parser.model_flag("beta", type=float, help="TC weight (default: the paper's)")
+    parser.model_flag("gamma", type=float,
+                      help="dimension-wise KL weight (default: the paper's)")
     args = parser.parse_args(argv)
 
     # -- data: dSprites, or procedural sprites with the same factors ----------------------
@@ -40,18 +43,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # -- model: MWS/MSS need the dataset size for their importance weights -----------------
     seed_everything(args.seed)
-    model = TCWAE(
-        cli.data_shape(data),
-        args.latent_dim,
-        estimator=args.estimator,
-        dataset_size=None if args.estimator == "gan" else len(data),
-        beta=args.beta,
-        gamma=args.gamma,
-        cost=args.cost,
-    )
+    estimator = cli.model_arguments(args)["estimator"]
+    model = cli.build_model(args, data_shape=cli.data_shape(data),
+                            dataset_size=None if estimator == "gan" else len(data))
 
-    # -- training: Adam 4e-4 (discriminators 1e-4), as in the paper -----------------------
-    trainer = cli.make_trainer(model, args, **TCWAE.training_defaults)
+    # -- training: the paper's Adam settings (TCWAE.training_defaults) --------------------
+    trainer = cli.make_trainer(model, args)
+    cli.announce(trainer, args)
     summary = cli.fit(trainer, data, args)
 
     # -- figures: reconstructions, samples and latent traversals of the first image -------
@@ -59,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     z = model.encode(cli.first_images(data, 1).to(trainer.device))
     figures.append(plot_traversals(model.decode, z, f"{args.out}/traversals.png"))
     cli.report(summary, figures)
+    return model
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ Each divergence is a function (``otloss.mmd``) and an ``nn.Module`` (``otloss.MM
 with the same arguments; see ``docs/`` for the math, estimators and biases.
 """
 
-__version__ = "0.1.0"
-
 from otloss import ops, priors
+from otloss._version import __version__
 from otloss.critic import JointCritic, KantorovichCritic, gradient_penalty
 from otloss.gw import GWEstimator, gw_loss
 from otloss.mmd import MMD, mmd
@@ -21,7 +20,6 @@ from otloss.tc import (
     tc_decomposition,
     total_correlation,
 )
-from otloss.train import TrainConfig, Trainer
 
 __all__ = [
     "MMD",
@@ -48,3 +46,15 @@ __all__ = [
     "tc_decomposition",
     "total_correlation",
 ]
+
+#: Names that live in :mod:`otloss.train`, imported on first use so that ``import otloss``
+#: loads no training machinery.
+_TRAINING = ("TrainConfig", "Trainer")
+
+
+def __getattr__(name: str) -> object:
+    if name in _TRAINING:
+        from otloss import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'otloss' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from otloss.models import load_model
 from otloss.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,15 +50,29 @@ def _records(out: Path) -> list[dict]:
 )
 def test_example_runs_and_writes_its_outputs(script, extra, figures, tmp_path, capsys):
     out = tmp_path / "run"
-    _main(script)([*TINY, *extra, "--out", str(out)])
-    for name in ["checkpoint.pt", "metrics.jsonl", "reconstructions.png", "samples.png",
-                 *figures]:
+    trained = _main(script)([*TINY, *extra, "--out", str(out)])
+    for name in ["checkpoint.pt", "model.json", "metrics.jsonl", "reconstructions.png",
+                 "samples.png", *figures]:
         assert (out / name).stat().st_size > 0, name
     records = _records(out)
     assert [r["step"] for r in records] == [1, 2]
     assert all(v == v for r in records for v in r.values())  # no NaN logged
     assert load_checkpoint(out)["step"] == 2
     assert f"run folder: {out}" in capsys.readouterr().out
+    # the run folder alone gives back the trained model: its class, weights and outputs
+    loaded = load_model(out)
+    assert type(loaded) is type(trained) and not loaded.training
+    x = fixed_batch(trained)
+    assert torch.equal(loaded.reconstruct(x), trained.reconstruct(x))
+    torch.manual_seed(1)
+    expected = trained.sample(4)
+    torch.manual_seed(1)
+    assert torch.equal(loaded.sample(4), expected)
+
+
+def fixed_batch(model) -> torch.Tensor:
+    """Four images in the model's data shape, the same at every call."""
+    return torch.rand(4, *model.data_shape, generator=torch.Generator().manual_seed(0))
 
 
 def test_tcwae_falls_back_to_procedural_sprites_without_dsprites(tmp_path, capsys):
@@ -68,22 +83,26 @@ def test_tcwae_falls_back_to_procedural_sprites_without_dsprites(tmp_path, capsy
     assert (out / "traversals.png").exists()
 
 
-def test_gwae_celeba_without_celeba_explains_where_to_put_it(tmp_path):
+def test_gwae_celeba_without_celeba_explains_where_to_put_it(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _main("gwae_celeba")(["--data-root", str(tmp_path), "--out", str(tmp_path / "run")])
-    message = str(exit_info.value)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: ") and "--data-root" in message
     assert "img_align_celeba" in message and str(tmp_path / "celeba") in message
     assert "--dataset digits" in message
     assert not (tmp_path / "run").exists()
 
 
-def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path):
+def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
     out = tmp_path / "run"
     main = _main("wae_mnist")
     argv = [*TINY, "--dataset", "digits", "--out", str(out), "--max-steps", "1"]
     main(argv)
-    with pytest.raises(SystemExit, match="--resume"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
         main(argv)
+    assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
     main([*argv, "--overwrite"])
     assert load_checkpoint(out)["step"] == 1
 

@@ -6,9 +6,11 @@ import logging
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from otloss.models import load_model
 from otloss.train import (
     InfiniteBatches,
     NonFiniteLossError,
@@ -97,7 +100,7 @@ def train(out: Path, kind: str, max_steps: int, **config) -> Trainer:
     options = {**QUIET, "out_dir": out, "log_every": 2, "checkpoint_every": 3, **config}
     if kind == "adversarial":
         options = {"n_critic": 2, "critic_optimizer": "rmsprop", "critic_lr": 1e-2, **options}
-    trainer = Trainer(make_model(kind), lr=1e-2, **options)
+    trainer = Trainer(make_model(kind), **{"lr": 1e-2, **options})
     trainer.fit(make_data(), max_steps=max_steps)
     return trainer
 
@@ -109,6 +112,11 @@ def assert_same_parameters(a: nn.Module, b: nn.Module) -> None:
 
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_time(records: list[dict]) -> list[dict]:
+    """Records without their wall-clock field, the one that differs between runs."""
+    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
 
 
 # ----------------------------------------------------------------------------- resume
@@ -124,9 +132,10 @@ def test_split_run_with_resume_is_bitwise_identical_to_straight_run(tmp_path, ki
     for name, opt in straight.optimizers.items():
         for s, r in zip(opt.state.values(), resumed.optimizers[name].state.values(), strict=True):
             assert all(torch.equal(s[k], r[k]) for k in s)
-    # the logs agree too: same records, none repeated after the resume
-    assert metrics(tmp_path / "straight")[-1] == metrics(tmp_path / "split")[-1]
-    assert [m["step"] for m in metrics(tmp_path / "split")] == [2, 4, 5, 6, 8, 10]
+    # the logs agree too: same records (up to the wall-clock time), none repeated after the
+    # resume, and the record that ended the first call at step 5 replaced by the interval's
+    assert without_time(metrics(tmp_path / "straight")) == without_time(metrics(tmp_path / "split"))
+    assert [m["step"] for m in metrics(tmp_path / "split")] == [2, 4, 6, 8, 10]
 
 
 def test_resume_restores_every_random_generator_and_the_data_order(tmp_path):
@@ -287,7 +296,7 @@ def test_metrics_jsonl_has_every_term_at_each_interval(tmp_path):
     terms = {"loss", "reconstruction", "regulariser", "adversarial", "critic/loss", "critic/gap"}
     assert [r["step"] for r in records] == [2, 4, 5]
     for record in records:
-        assert set(record) == {"step"} | terms
+        assert set(record) == {"step", "lr", "critic/lr", "elapsed"} | terms
         assert all(isinstance(record[t], float) and np.isfinite(record[t]) for t in terms)
     assert [s for s, _ in logged] == [2, 4, 5] and logged[-1][1] == summary.metrics
     assert saved == [(4, tmp_path / "checkpoint.pt"), (5, tmp_path / "checkpoint.pt")]
@@ -539,3 +548,207 @@ def test_checkpoint_loads_with_weights_only_and_holds_the_config(tmp_path):
     train(tmp_path, "adversarial", max_steps=3, resume=True)  # nothing to do: untouched
     assert hashlib.sha256((tmp_path / "checkpoint.pt").read_bytes()).hexdigest() == digest
     assert os.listdir(tmp_path).count("checkpoint.pt.tmp") == 0
+
+
+# --------------------------------------------------------- integrity and safe files
+
+
+def flip_a_bit_in_the_largest_tensor_record(path: Path) -> None:
+    """Flip one bit in the middle of the biggest tensor payload of a torch zip checkpoint."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.file_size // 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_bit_in_a_tensor_is_detected_and_the_previous_checkpoint_used(tmp_path):
+    train(tmp_path, "plain", max_steps=6)  # checkpoints at 3 and 6
+    ckpt = tmp_path / "checkpoint.pt"
+    flip_a_bit_in_the_largest_tensor_record(ckpt)
+    torch.load(ckpt, weights_only=True)  # still a loadable file: only the checksum tells
+    with pytest.warns(RuntimeWarning, match="does not match its SHA-256 checksum"):
+        assert load_checkpoint(tmp_path)["step"] == 3
+    with pytest.warns(RuntimeWarning, match="falling back to the previous checkpoint"):
+        resumed = train(tmp_path, "plain", max_steps=8, resume=True)
+    assert (tmp_path / "checkpoint.corrupt.pt").exists()  # the bad file kept aside
+    assert_same_parameters(train(tmp_path / "straight", "plain", max_steps=8).model, resumed.model)
+
+
+def test_a_planted_temporary_symlink_is_never_followed(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint.pt.tmp", "metrics.jsonl.tmp", "model.json.tmp"):
+        (run / name).symlink_to(outside)
+    model = make_model("plain")
+    trainer = Trainer(model, out_dir=run, log_every=2, checkpoint_every=2, **QUIET)
+    trainer.fit(make_data(), max_steps=3)
+    train(run, "plain", max_steps=5, resume=True)  # rewrites metrics.jsonl on resume
+    assert outside.read_text() == "precious"
+    assert all((run / n).is_symlink() for n in ("checkpoint.pt.tmp", "metrics.jsonl.tmp"))
+    assert load_checkpoint(run)["step"] == 5
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
+
+
+def test_a_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path):
+    train(tmp_path, "plain", max_steps=2)
+    stale = tmp_path / ".checkpoint.pt.k1ll3d.tmp"  # as atomic_write names them
+    stale.write_bytes(b"half a checkpoint")
+    train(tmp_path, "plain", max_steps=3, resume=True)
+    assert not stale.exists()
+
+
+# ----------------------------------------------------------------- logs after a split
+
+
+def test_logs_are_identical_when_the_split_is_not_a_multiple_of_log_every(tmp_path):
+    options = {"log_every": 3, "checkpoint_every": 4}
+    train(tmp_path / "straight", "adversarial", max_steps=9, **options)
+    train(tmp_path / "split", "adversarial", max_steps=7, **options)  # ends mid-interval
+    assert [r["step"] for r in metrics(tmp_path / "split")] == [3, 6, 7]
+    train(tmp_path / "split", "adversarial", max_steps=9, resume=True, **options)
+    straight, split = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert [r["step"] for r in split] == [3, 6, 9]
+    assert without_time(straight) == without_time(split)
+
+
+def test_a_second_fit_on_the_same_trainer_keeps_the_logs_of_a_straight_run(tmp_path):
+    train(tmp_path / "straight", "plain", max_steps=6, log_every=4)
+    trainer = Trainer(make_model("plain"), lr=1e-2, out_dir=tmp_path / "b", log_every=4,
+                      checkpoint_every=3, **QUIET)
+    data = make_data()
+    trainer.fit(data, max_steps=5)
+    trainer.fit(data, max_steps=6)
+    assert without_time(metrics(tmp_path / "b")) == without_time(metrics(tmp_path / "straight"))
+
+
+def test_records_hold_the_learning_rates_and_the_elapsed_time_of_the_run(tmp_path):
+    train(tmp_path, "adversarial", max_steps=4)
+    train(tmp_path, "adversarial", max_steps=6, resume=True)
+    records = metrics(tmp_path)
+    assert all(r["lr"] == 1e-2 and r["critic/lr"] == 1e-2 for r in records)
+    elapsed = [r["elapsed"] for r in records]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0  # summed over both sessions
+
+
+# ------------------------------------------------------------- settings on resume
+
+
+def test_settings_given_on_resume_take_effect_and_are_recorded(tmp_path, caplog):
+    train(tmp_path, "adversarial", max_steps=4)  # lr 1e-2, n_critic 2, log_every 2
+    with caplog.at_level(logging.WARNING, logger="otloss.train"):
+        resumed = train(tmp_path, "adversarial", max_steps=8, resume=True, lr=1e-3,
+                        critic_lr=5e-4, grad_clip=1.0, log_every=4, checkpoint_every=8,
+                        n_critic=5, batch_size=4)
+    assert resumed.optimizers["generator"].param_groups[0]["lr"] == 1e-3
+    assert resumed.optimizers["critic"].param_groups[0]["lr"] == 5e-4
+    config = load_checkpoint(tmp_path)["config"]
+    assert (config["lr"], config["critic_lr"], config["grad_clip"]) == (1e-3, 5e-4, 1.0)
+    assert (config["log_every"], config["checkpoint_every"]) == (4, 8)
+    # the rest comes from the run, with a warning naming what was ignored
+    assert (config["n_critic"], config["batch_size"]) == (2, 8)
+    assert "n_critic=5 (the run's: 2)" in caplog.text and "lr 0.01 -> 0.001" in caplog.text
+    records = metrics(tmp_path)
+    assert [(r["step"], r["lr"]) for r in records] == [(2, 1e-2), (4, 1e-2), (8, 1e-3)]
+
+
+# ------------------------------------------------------------------------- display
+
+
+def test_without_a_bar_a_line_per_record_goes_to_stderr(tmp_path, capsys):
+    trainer = Trainer(make_model("plain"), out_dir=tmp_path, log_every=2,
+                      **{**QUIET, "progress": "lines"})
+    trainer.fit(make_data(), max_steps=4)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"]
+    assert "loss=" in lines[0] and lines[0].endswith("steps/s)")
+
+
+def test_a_bar_is_not_drawn_into_a_file(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    trainer = Trainer(make_model("plain"), out_dir=tmp_path, log_every=2,
+                      **{**QUIET, "progress": True})
+    trainer.fit(make_data(), max_steps=4)  # capsys' stderr is not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 2
+
+
+def test_progress_false_prints_nothing(tmp_path, capsys):
+    Trainer(make_model("plain"), out_dir=tmp_path, **QUIET).fit(make_data(), max_steps=2)
+    assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------- package shape
+
+
+def test_import_otloss_loads_no_training_model_or_cli_code():
+    code = (
+        "import sys, otloss\n"
+        "names = ('otloss.train', 'otloss.models', 'otloss.cli')\n"
+        "loaded = [m for m in names if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert otloss.Trainer is __import__('otloss.train').train.Trainer\n"
+        "from otloss._version import __version__\n"
+        "assert otloss.__version__ == __version__\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_old_protocol_names_still_work_with_a_deprecation_warning():
+    import otloss.train as package
+
+    with pytest.warns(DeprecationWarning, match="TrainableModel"):
+        assert package.OTAutoencoder is package.TrainableModel
+    with pytest.warns(DeprecationWarning, match="AdversarialModel"):
+        assert package.AdversarialOTAutoencoder is package.AdversarialModel
+
+
+def test_a_model_without_plain_arguments_trains_but_cannot_be_reloaded(tmp_path):
+    train(tmp_path, "plain", max_steps=2)
+    assert not (tmp_path / "model.json").exists()
+    with pytest.raises(ValueError, match="does not record the model's constructor arguments"):
+        load_model(tmp_path)
+
+
+def test_has_critic_and_the_trainers_test_agree_on_every_reference_model(tmp_path):
+    from otloss.models import GMWAE, GWAE, SWAE, TCWAE, WAE
+    from otloss.train import is_adversarial
+
+    models = {
+        "gwae": GWAE((1, 16, 16), 4, prior="normal"),
+        "wae-mmd": WAE((6,), 2),
+        "wae-gan": WAE((6,), 2, regularizer="gan"),
+        "tcwae-mws": TCWAE((6,), 2, dataset_size=40),
+        "tcwae-gan": TCWAE((6,), 2, estimator="gan"),
+        "swae": SWAE((6,), 2, n_pseudo=4),
+        "gmwae": GMWAE((6,), 2, 3),
+    }
+    adversarial = {name: m.has_critic for name, m in models.items()}
+    assert adversarial == {"gwae": True, "wae-mmd": False, "wae-gan": True, "tcwae-mws": False,
+                           "tcwae-gan": True, "swae": False, "gmwae": False}
+    for name, model in models.items():
+        assert is_adversarial(model) == model.has_critic, name
+        trainer = Trainer(model, out_dir=tmp_path / name, **QUIET)
+        assert ("critic" in trainer.optimizers) == model.has_critic, name
+        if model.has_critic:
+            critic = getattr(model, model.critic_attribute)
+            assert {id(p) for p in trainer.critic_params} == {id(p) for p in critic.parameters()}
+
+
+def test_model_config_round_trips_through_from_config():
+    from otloss.models import GWAE, TCWAE
+
+    for model in (GWAE((1, 16, 16), 4, prior="normal", lambda_w=3.0),
+                  TCWAE((6,), 2, estimator="gan", beta=2.0)):
+        config = model.config()
+        assert json.loads(json.dumps(config)) == config
+        rebuilt = type(model).from_config(config)
+        assert rebuilt.config() == config
+        assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(TypeError, match=r"GWAE\(encoder=\.\.\.\) is a Linear"):
+        GWAE((6,), 2, prior="normal", encoder=nn.Linear(6, 4)).config()

@@ -3,12 +3,13 @@
 Every model shares :class:`~otloss.models.base.OTAutoencoder`'s shape: ``encode(x)``,
 ``decode(z)``, ``sample(n)``, ``reconstruct(x)``, ``losses(x) -> dict`` and, for
 adversarial models, ``critic_losses(x) -> dict`` and ``critic_parameters()``; train them
-with :class:`otloss.train.Trainer`.
+with :class:`otloss.train.Trainer`, and reload a trained one with :func:`load_model`.
 """
 
 from otloss.models.base import OTAutoencoder
 from otloss.models.gmwae import GMWAE
 from otloss.models.gwae import GWAE, AggregatedPosteriorNorm
+from otloss.models.loading import load_model
 from otloss.models.swae import SWAE
 from otloss.models.tcwae import TCWAE
 from otloss.models.wae import WAE
@@ -21,4 +22,5 @@ __all__ = [
     "WAE",
     "AggregatedPosteriorNorm",
     "OTAutoencoder",
+    "load_model",
 ]

@@ -4,14 +4,22 @@ A model is an ``nn.Module`` with ``encode(x)``, ``decode(z)``, ``sample(n)``,
 ``reconstruct(x)`` and ``losses(x) -> dict`` (the total under ``"loss"`` plus every term
 as a tensor). Adversarial models add ``critic_losses(x) -> dict`` and
 ``critic_parameters()``; :class:`otloss.train.Trainer` steps the critic's parameters with
-one optimiser and all the others with another. A model whose critic is optional (WAE-GAN,
-TCWAE-GAN) decorates both with :func:`critic_method`, so that they exist only on instances
-that have a critic (``has_critic``): the trainer treats a model as adversarial exactly when
-it has them.
+one optimiser and all the others with another.
+
+A model's critic is the submodule named by its class's :attr:`OTAutoencoder.critic_attribute`;
+``has_critic`` (whether that submodule exists on this instance) is defined once, here, and
+:func:`critic_method` makes ``critic_losses`` and the base class's ``critic_parameters``
+exist exactly on the instances that have a critic. So ``model.has_critic`` and the
+trainer's test (:func:`otloss.train.is_adversarial`: both methods present) agree.
+
+Every model records the arguments it was built with: :meth:`OTAutoencoder.config` returns
+them as plain values and :meth:`OTAutoencoder.from_config` rebuilds the model, which is how
+:func:`otloss.models.load_model` reloads a run.
 """
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -193,6 +201,23 @@ class OTAutoencoder(nn.Module):
     #: Suggested :class:`otloss.train.TrainConfig` fields (the paper's optimiser settings).
     training_defaults: ClassVar[dict[str, Any]] = {}
 
+    #: Name of the submodule that ``critic_losses`` trains (a critic or discriminator), or
+    #: ``None`` for models without one; an instance whose submodule is ``None`` has none.
+    critic_attribute: ClassVar[str | None] = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> OTAutoencoder:
+        """Record the constructor's arguments (defaults filled in) for :meth:`config`."""
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        except TypeError:  # copy/pickle call __new__ alone; __init__ reports bad calls
+            return self
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(bound.signature.parameters)))  # self
+        object.__setattr__(self, "_init_arguments", arguments)
+        return self
+
     def __init__(
         self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, data_shape: Sequence[int]
     ) -> None:
@@ -255,5 +280,60 @@ class OTAutoencoder(nn.Module):
 
     @property
     def has_critic(self) -> bool:
-        """Whether the model has a critic trained by ``critic_losses`` (False here)."""
-        return False
+        """Whether this model has a critic (the submodule :attr:`critic_attribute` names)
+        trained by ``critic_losses`` with its own optimiser."""
+        name = self.critic_attribute
+        return name is not None and getattr(self, name, None) is not None
+
+    @critic_method
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        """The critic's parameters (trained by their own optimiser); only on models that
+        have a critic."""
+        return getattr(self, self.critic_attribute).parameters()
+
+    # -- constructor arguments -------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The arguments this model was built with, as JSON-ready plain values.
+
+        Returns:
+            ``{"class": "<module>.<name>", "arguments": {name: value, ...}}`` with every
+            constructor argument (defaults filled in; tuples as lists).
+
+        Raises:
+            TypeError: an argument is not a plain value (e.g. a custom ``encoder`` module):
+                such a model cannot be rebuilt from its arguments alone.
+        """
+        cls = type(self)
+        if "_init_arguments" not in self.__dict__:
+            raise TypeError(f"this {cls.__name__} was built from modules, not from arguments")
+        arguments = self.__dict__["_init_arguments"]
+        return {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "arguments": {name: _plain(cls.__name__, name, v) for name, v in arguments.items()},
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OTAutoencoder:
+        """A new, untrained model built with the arguments of :meth:`config`'s output.
+
+        Raises:
+            ValueError: ``config`` describes another class.
+        """
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if config.get("class", name) != name:
+            raise ValueError(f"the config describes {config['class']}, not {name}")
+        return cls(**config["arguments"])
+
+
+def _plain(owner: str, name: str, value: Any) -> Any:
+    """``value`` as JSON-ready data (tuples as lists), or a TypeError naming the argument."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(owner, name, v) for v in value]
+    raise TypeError(
+        f"{owner}({name}=...) is a {type(value).__name__}, not a plain value: the model "
+        "cannot be rebuilt from its arguments (build it yourself and load the checkpoint's "
+        "state dict)"
+    )

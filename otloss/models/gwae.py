@@ -30,7 +30,7 @@ with, for :math:`d(u, u') = \lVert u - u' \rVert_2 / \sqrt 2` on both spaces (ap
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +41,7 @@ from otloss.critic import JointCritic, KantorovichCritic
 from otloss.gw import GWEstimator
 from otloss.models.base import (
     OTAutoencoder,
+    critic_method,
     default_decoder,
     default_gaussian_encoder,
     frozen,
@@ -266,6 +267,7 @@ class GWAE(OTAutoencoder):
         >>> terms["loss"].backward()
     """
 
+    critic_attribute: ClassVar[str | None] = "critic"
     #: The paper's optimisers (appendix C.2), as :class:`otloss.train.TrainConfig` fields.
     training_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "rmsprop",
@@ -371,6 +373,7 @@ class GWAE(OTAutoencoder):
             "scale": self.gw.scale.detach(),
         }
 
+    @critic_method
     def critic_losses(self, x: Tensor) -> dict[str, Tensor]:
         r"""The critic's objective on one batch: ``loss`` = :math:`-L_D + \lambda_{GP}
         \mathrm{GP}`, with ``estimate`` (:math:`L_D`) and ``gradient_penalty``.
@@ -385,12 +388,3 @@ class GWAE(OTAutoencoder):
             x_gen = self.decode(z_p)
         terms = self.critic.critic_terms((x, z_q), (x_gen, z_p))
         return {k: terms[k] for k in ("loss", "estimate", "gradient_penalty")}
-
-    def critic_parameters(self) -> Iterator[nn.Parameter]:
-        """The joint critic's parameters (trained by their own optimiser)."""
-        return self.critic.parameters()
-
-    @property
-    def has_critic(self) -> bool:
-        """True: GWAE always trains its joint critic."""
-        return True

@@ -30,7 +30,7 @@ intractable and estimated on the minibatch:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -147,6 +147,7 @@ class TCWAE(OTAutoencoder):
         >>> terms["loss"].backward()
     """
 
+    critic_attribute: ClassVar[str | None] = "critic"
     training_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adam",
         "lr": 4e-4,
@@ -213,11 +214,6 @@ class TCWAE(OTAutoencoder):
             self.total_correlation = TotalCorrelation(estimator, dataset_size=dataset_size)
             self.critic = None
 
-    @property
-    def has_critic(self) -> bool:
-        """True for TCWAE-GAN (its two density-ratio discriminators)."""
-        return self.critic is not None
-
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Mean and log-variance of :math:`q(z \mid x)`, each ``(N, L)``."""
         return self.gaussian_posterior(x)
@@ -278,8 +274,3 @@ class TCWAE(OTAutoencoder):
             "tc_discriminator": tc_loss,
             "dimwise_discriminator": dimwise_loss,
         }
-
-    @critic_method
-    def critic_parameters(self) -> Iterator[nn.Parameter]:
-        """The parameters of both discriminators (TCWAE-GAN only)."""
-        return self.critic.parameters()

@@ -20,7 +20,7 @@ with :math:`c(x, y) = \lVert x - y \rVert_2^2`, :math:`Q_Z` the aggregated poste
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -94,6 +94,7 @@ class WAE(OTAutoencoder):
         >>> model.losses(torch.rand(32, 1, 28, 28))["loss"].backward()
     """
 
+    critic_attribute: ClassVar[str | None] = "discriminator"
     training_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adam",
         "lr": 1e-3,
@@ -152,11 +153,6 @@ class WAE(OTAutoencoder):
                 if discriminator is not None
                 else MLP(latent_dim, 1, hidden=_DISCRIMINATOR_HIDDEN)
             )
-
-    @property
-    def has_critic(self) -> bool:
-        """True for WAE-GAN (its latent discriminator), False for WAE-MMD."""
-        return self.discriminator is not None
 
     def _codes(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The encoder's deterministic code (or mean) and a sample of :math:`Q(z | x)`."""
@@ -217,8 +213,3 @@ class WAE(OTAutoencoder):
         loss = F.softplus(-real).mean() + F.softplus(fake).mean()
         accuracy = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean())
         return {"loss": loss, "accuracy": accuracy.detach()}
-
-    @critic_method
-    def critic_parameters(self) -> Iterator[nn.Parameter]:
-        """The latent discriminator's parameters (WAE-GAN only)."""
-        return self.discriminator.parameters()
