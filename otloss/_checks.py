@@ -10,23 +10,38 @@ so the hot path stays free of host syncs.
 
 from __future__ import annotations
 
+import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from otloss.ops import Kernel, get_kernel
 
 __all__ = [
+    "check_bandwidth",
     "check_choice",
+    "check_choice_or_callable",
     "check_count",
+    "check_exponent",
     "check_floating",
+    "check_generator",
     "check_interval",
+    "check_kernel",
     "check_min_samples",
+    "check_module_dtype",
     "check_nonnegative",
+    "check_nonnegative_entries",
     "check_pair",
     "check_points",
     "check_positive",
+    "check_positive_entries",
+    "check_prior_matches",
+    "check_projections",
     "check_same_device_dtype",
+    "check_scales",
+    "check_spread_weights",
     "check_weights",
     "compute_dtype",
 ]
@@ -130,10 +145,12 @@ def check_weights(
     if w.device != points.device:
         raise ValueError(f"{name} is on {w.device} but the points are on {points.device}")
     wd = w.detach()
-    nonneg = (wd >= 0).all()
+    nonneg = (wd >= 0).all()  # False for NaN as well
     total_ok = ((wd.sum(-1) - 1).abs() <= atol).all() if normalized else None
     if wd.device.type == "cpu":
         if not bool(nonneg):
+            if not bool(wd.isfinite().all()):
+                raise ValueError(f"{name} must be finite and non-negative, got NaN or Inf entries")
             raise ValueError(f"{name} must be non-negative, got a minimum of {wd.min().item():.3g}")
         if total_ok is not None and not bool(total_ok):
             raise ValueError(
@@ -213,3 +230,143 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype a divergence computes in: half precisions are promoted to float32."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _queue_or_raise(ok: Tensor, message: Callable[[], str]) -> None:
+    """Raise ``ValueError(message())`` now on the CPU; queue the check on accelerators."""
+    if ok.device.type == "cpu":
+        if not bool(ok):
+            raise ValueError(message())
+    else:
+        torch._assert_async(ok, message())
+
+
+def check_spread_weights(name: str, w: Tensor | None, why: str) -> None:
+    """Require at least two samples of positive weight (a U-statistic's pairs ``i != j``).
+
+    One sample carrying all the weight leaves no pair with weight: the weighted
+    U-statistic is undefined (its normaliser :math:`\\sum_{i \\ne j} w_i w_j` is 0).
+    """
+    if w is None:
+        return
+    ok = ((w.detach() > 0).sum(-1) >= 2).all()
+    _queue_or_raise(
+        ok,
+        lambda: f"{name} puts all its weight on one sample, but {why} needs two samples "
+        "of positive weight; use the biased estimator for such weights",
+    )
+
+
+def check_nonnegative_entries(name: str, t: Tensor) -> Tensor:
+    """Require no negative entry (NaN passes: it propagates to the result instead)."""
+    ok = ~(t.detach() < 0).any()
+    _queue_or_raise(
+        ok, lambda: f"{name} must be non-negative (distances), got a minimum of "
+        f"{t.detach().min().item():.3g}"
+    )
+    return t
+
+
+def check_positive_entries(name: str, t: Tensor) -> Tensor:
+    """Require every entry positive and finite (a scale tensor)."""
+    td = t.detach()
+    ok = ((td > 0) & td.isfinite()).all()
+    _queue_or_raise(
+        ok, lambda: f"{name} must be positive and finite, got {td.flatten()[:4].tolist()}"
+    )
+    return t
+
+
+def check_exponent(name: str, value: object) -> float:
+    """Require an exponent (``rho``, ``p``): a finite real number ``>= 1``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value >= 1
+        or math.isinf(value)
+    ):
+        raise ValueError(f"{name} must be a finite number >= 1, got {value!r}")
+    return float(value)
+
+
+def check_generator(name: str, generator: object) -> torch.Generator | None:
+    """Require a ``torch.Generator`` or ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__} "
+            f"{generator!r}; create one with torch.Generator(device).manual_seed(seed)"
+        )
+    return generator
+
+
+def check_choice_or_callable(name: str, value: object, choices: Sequence[str]) -> object:
+    """Require one of ``choices`` or a callable."""
+    if callable(value):
+        return value
+    if value not in choices:
+        expected = ", ".join(map(repr, choices))
+        raise ValueError(f"unknown {name} {value!r}; expected {expected} or a callable")
+    return value
+
+
+def check_kernel(kernel: object) -> Kernel | Callable[[Tensor, float | Tensor], Tensor]:
+    """A registered kernel name (resolved to its :class:`otloss.ops.Kernel`), a ``Kernel``
+    or a callable ``k(d2, c)``."""
+    if isinstance(kernel, str):
+        return get_kernel(kernel)
+    if callable(kernel):
+        return kernel  # type: ignore[return-value]
+    raise TypeError(f"kernel must be a name, an otloss.ops.Kernel or a callable, got {kernel!r}")
+
+
+def check_bandwidth(bandwidth: object) -> float | str | None:
+    """A kernel's base constant: a positive number, ``None`` or ``"median"``."""
+    if bandwidth is None or bandwidth == "median":
+        return bandwidth  # type: ignore[return-value]
+    if isinstance(bandwidth, str):
+        raise ValueError(f"unknown bandwidth {bandwidth!r}; expected a number, None or 'median'")
+    return check_positive("bandwidth", bandwidth)  # type: ignore[arg-type]
+
+
+def check_scales(scales: object) -> tuple[float, ...]:
+    """A non-empty sequence of positive numbers (a multi-scale kernel's multipliers)."""
+    if isinstance(scales, (int, float)) or not isinstance(scales, Sequence) or not scales:
+        raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
+    return tuple(check_positive("each scale", s) for s in scales)
+
+
+def check_projections(projections: object, x: Tensor) -> Tensor:
+    """Directions as columns, ``(D, P)`` or ``(B, D, P)`` for points ``x`` ``(..., N, D)``."""
+    projections = check_floating("projections", projections)
+    dim = x.shape[-1]
+    batch_ok = projections.dim() == 2 or (
+        projections.dim() == 3 and x.dim() == 3 and projections.shape[0] == x.shape[0]
+    )
+    if not batch_ok or projections.shape[-2] != dim or projections.shape[-1] == 0:
+        expected = f"({dim}, P)" + (f" or ({x.shape[0]}, {dim}, P)" if x.dim() == 3 else "")
+        raise ValueError(
+            f"projections must have shape {expected} (directions as columns) for points of "
+            f"shape {tuple(x.shape)}, got {tuple(projections.shape)}"
+        )
+    check_same_device_dtype(x=x, projections=projections)
+    return projections
+
+
+def check_prior_matches(prior: object, **expected: int) -> None:
+    """Require a prior's sizes (``latent_dim=...``, ``n_components=...``) to match the model's."""
+    have = {key: getattr(prior, key, None) for key in expected}
+    if any(have[key] is None or int(have[key]) != value for key, value in expected.items()):
+        ours = ", ".join(f"{k}={v}" for k, v in have.items())
+        model = ", ".join(f"{k}={v}" for k, v in expected.items())
+        raise ValueError(f"the prior has {ours} but the model {model}")
+
+
+def check_module_dtype(name: str, t: Tensor, module: nn.Module) -> Tensor:
+    """Require ``t`` in the floating dtype of ``module``'s parameters (when it has any)."""
+    ref = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if ref is not None and t.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {t.dtype} but the network's parameters are {ref.dtype}; cast the "
+            f"input with .to({ref.dtype}) or the network with .to({t.dtype})"
+        )
+    return t

@@ -219,7 +219,7 @@ class GWEstimator(nn.Module):
             if self.normalize_z:
                 # unbiased=False keeps N = 1 finite; clamp keeps a collapsed batch finite.
                 dz = dz / z.std(dim=0, unbiased=False).mean().clamp_min(torch.finfo(dtype).eps)
-            value = gw_loss(dx, dz, self.scale.to(dtype), self.rho, self.include_diagonal)
+            value = gw_loss(dx, dz, scale=self.scale.to(dtype), rho=self.rho, include_diagonal=self.include_diagonal)
         return value.to(out_dtype)
 
     def extra_repr(self) -> str:

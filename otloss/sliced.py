@@ -168,8 +168,8 @@ class SlicedWasserstein(nn.Module):
         return sliced_wasserstein(
             x,
             y,
-            self.n_projections,
-            self.p,
+            n_projections=self.n_projections,
+            p=self.p,
             x_weights=x_weights,
             y_weights=y_weights,
             projections=projections,

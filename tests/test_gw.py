@@ -101,7 +101,7 @@ def test_gradcheck_in_float64(rho):
     assert torch.autograd.gradcheck(lambda a, b: gw(a, b), (x, z))
     scale = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
     dx, dz = pairwise_distances(x.detach()), pairwise_distances(z.detach())
-    assert torch.autograd.gradcheck(lambda s: gw_loss(dx, dz, s, rho), (scale,))
+    assert torch.autograd.gradcheck(lambda s: gw_loss(dx, dz, scale=s, rho=rho), (scale,))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
@@ -150,10 +150,10 @@ def test_gw_loss_is_batched():
     z = torch.randn(4, 10, 2, dtype=torch.float64)
     dx, dz = pairwise_distances(x), pairwise_distances(z)
     scale = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64)
-    batched = gw_loss(dx, dz, scale, rho=2.0)
+    batched = gw_loss(dx, dz, scale=scale, rho=2.0)
     assert batched.shape == (4,)
     for b in range(4):
-        torch.testing.assert_close(batched[b], gw_loss(dx[b], dz[b], scale[b].item(), rho=2.0))
+        torch.testing.assert_close(batched[b], gw_loss(dx[b], dz[b], scale=scale[b].item(), rho=2.0))
 
 
 def test_half_precision_and_autocast_compute_in_float32():
