@@ -239,7 +239,7 @@ def test_property_directions_enter_up_to_sign(seed, p):
         ({"p": "two"}, ValueError, "p must be"),
         ({"p": float("inf")}, ValueError, "p must be"),
         ({"n_projections": 0}, ValueError, "n_projections"),
-        ({"n_projections": 2.5}, ValueError, "n_projections"),
+        ({"n_projections": 2.5}, TypeError, "n_projections"),
         ({"projections": torch.randn(4, 8)}, ValueError, r"\(3, P\)"),
         ({"projections": torch.randn(3, 0)}, ValueError, "projections"),
         ({"projections": torch.randn(2, 3, 8)}, ValueError, "projections"),
