@@ -23,12 +23,16 @@ __all__ = [
     "check_bandwidth",
     "check_choice",
     "check_choice_or_callable",
+    "check_codes",
+    "check_codes_for",
     "check_count",
+    "check_dataset_size",
     "check_exponent",
     "check_floating",
     "check_generator",
     "check_interval",
     "check_kernel",
+    "check_latent_codes",
     "check_min_samples",
     "check_module_dtype",
     "check_nonnegative",
@@ -39,8 +43,12 @@ __all__ = [
     "check_positive_entries",
     "check_prior_matches",
     "check_projections",
+    "check_real",
+    "check_real_fake",
     "check_same_device_dtype",
+    "check_sample_tuple",
     "check_scales",
+    "check_scores",
     "check_spread_weights",
     "check_weights",
     "compute_dtype",
@@ -370,3 +378,134 @@ def check_module_dtype(name: str, t: Tensor, module: nn.Module) -> Tensor:
             f"input with .to({ref.dtype}) or the network with .to({t.dtype})"
         )
     return t
+
+
+def check_sample_tuple(name: str, inputs: object) -> tuple[Tensor, ...]:
+    """A tensor or a non-empty tuple of tensors, each ``(N, *)`` with one shared N >= 1."""
+    members = (inputs,) if isinstance(inputs, Tensor) else inputs
+    if not isinstance(members, (tuple, list)) or len(members) == 0:
+        raise TypeError(
+            f"{name} must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+        )
+    out = tuple(check_floating(f"{name}[{i}]", t) for i, t in enumerate(members))
+    for i, t in enumerate(out):
+        if t.dim() == 0:
+            raise ValueError(f"{name}[{i}] must have a sample dimension (N, *), got a scalar")
+    n = out[0].shape[0]
+    if any(t.shape[0] != n for t in out):
+        raise ValueError(
+            f"the members of {name} must share the sample dimension N, got shapes "
+            f"{[tuple(t.shape) for t in out]}"
+        )
+    if n == 0:
+        raise ValueError(f"{name} has 0 samples, shapes {[tuple(t.shape) for t in out]}")
+    check_same_device_dtype(**{f"{name}[{i}]": t for i, t in enumerate(out)})
+    return out
+
+
+def check_real_fake(
+    real: object, fake: object, *, same_n: bool
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Validate a critic's (real, fake) pair of tensors or tuples of tensors."""
+    r, f = check_sample_tuple("real", real), check_sample_tuple("fake", fake)
+    if len(r) != len(f):
+        raise ValueError(
+            f"real has {len(r)} members but fake has {len(f)}; pass tensors, or tuples of "
+            "the same length such as (x, z)"
+        )
+    for i, (a, b) in enumerate(zip(r, f, strict=True)):
+        if a.shape[1:] != b.shape[1:] or (same_n and a.shape[0] != b.shape[0]):
+            need = "the same shape" if same_n else "the same shape after the sample dimension"
+            raise ValueError(
+                f"real[{i}] and fake[{i}] must have {need}, got {tuple(a.shape)} and "
+                f"{tuple(b.shape)}"
+            )
+    check_same_device_dtype(real=r[0], fake=f[0])
+    return r, f
+
+
+def check_scores(out: Tensor, n: int) -> Tensor:
+    """A critic's output as ``(N,)``; accepts ``(N,)`` or ``(N, 1)``."""
+    if out.dim() == 2 and out.shape[1] == 1:
+        out = out.squeeze(1)
+    if out.shape != (n,):
+        raise ValueError(
+            f"the critic must return one score per sample, shape ({n},) or ({n}, 1), got "
+            f"{tuple(out.shape)}"
+        )
+    return out
+
+
+def check_real(name: str, value: object) -> float:
+    """Require a real Python number (booleans excluded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_dataset_size(dataset_size: object, batch_size: int) -> int:
+    """The size N of the dataset a batch of ``batch_size`` codes is drawn from (N >= M)."""
+    n = check_count("dataset_size", dataset_size)
+    if n < batch_size:
+        raise ValueError(
+            f"dataset_size={n} is smaller than the batch size {batch_size}: the batch is drawn "
+            "from the dataset, so pass the number of training points (>= the batch size)"
+        )
+    return n
+
+
+def check_codes(
+    z: object, mu: object, logvar: object, *, min_samples: int, why: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Codes of a Gaussian encoder: ``z``, ``mu``, ``logvar`` of one shape (M, L) / (B, M, L)."""
+    z = check_points("z", z)
+    mu = check_floating("mu", mu)
+    logvar = check_floating("logvar", logvar)
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        if t.shape != z.shape:
+            raise ValueError(
+                f"z, mu and logvar must have the same shape (M, L) or (B, M, L), got z "
+                f"{tuple(z.shape)}, mu {tuple(mu.shape)}, logvar {tuple(logvar.shape)} "
+                f"({name} differs)"
+            )
+    check_same_device_dtype(z=z, mu=mu, logvar=logvar)
+    check_min_samples("z", z.shape[-2], min_samples, why)
+    return z, mu, logvar
+
+
+def check_codes_for(name: str, z: object, latent_dim: int, module: nn.Module) -> Tensor:
+    """Codes ``(N, L)`` / ``(B, N, L)`` for a network on ``latent_dim`` inputs, on its device."""
+    z = check_points(name, z)
+    if z.shape[-1] != latent_dim:
+        raise ValueError(
+            f"{name} must have latent_dim={latent_dim} columns, got shape {tuple(z.shape)}"
+        )
+    device = next(module.parameters()).device
+    if z.device != device:
+        raise ValueError(f"{name} is on {z.device} but the network is on {device}")
+    return z
+
+
+def check_latent_codes(
+    name: str,
+    z: object,
+    latent_dim: int,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Codes ``(..., L)`` for ``latent_dim = L``; optionally of one dtype and device."""
+    z = check_floating(name, z)
+    if z.dim() < 1 or z.shape[-1] != latent_dim:
+        raise ValueError(
+            f"{name} must have shape (..., {latent_dim}) for latent_dim={latent_dim}, "
+            f"got {tuple(z.shape)}"
+        )
+    if dtype is not None and z.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {z.dtype} but the prior's parameters are {dtype}; pass "
+            f"{name}.to({dtype}) or move the prior with .to({z.dtype})"
+        )
+    if device is not None and z.device != device:
+        raise ValueError(f"{name} is on {z.device} but the prior is on {device}")
+    return z
