@@ -267,7 +267,7 @@ class KantorovichCritic(nn.Module):
             check_module_dtype(f"input {i}", t, self.net)
         return check_scores(self.net(*inputs), inputs[0].shape[0])
 
-    def _jointcheck_scores(self, groups: Sequence[tuple[Tensor, ...]]) -> list[Tensor]:
+    def _joint_scores(self, groups: Sequence[tuple[Tensor, ...]]) -> list[Tensor]:
         """One forward pass on the concatenation of several input groups, split back."""
         sizes = [g[0].shape[0] for g in groups]
         merged = tuple(torch.cat(members) for members in zip(*groups, strict=True))
@@ -294,10 +294,10 @@ class KantorovichCritic(nn.Module):
         with torch.enable_grad():
             if use_gp:
                 points = _interpolate(r, f, generator)
-                f_real, f_fake, f_mid = self._jointcheck_scores([r, f, points])
+                f_real, f_fake, f_mid = self._joint_scores([r, f, points])
                 gp = _penalty(f_mid, points, self.gp_center)
             else:
-                f_real, f_fake = self._jointcheck_scores([r, f])
+                f_real, f_fake = self._joint_scores([r, f])
                 gp = zero
             estimate = f_real.mean() - f_fake.mean()
             drift = torch.cat([f_real, f_fake]).pow(2).mean() if self.drift_weight > 0 else zero
@@ -319,7 +319,7 @@ class KantorovichCritic(nn.Module):
         (scalar), differentiable with respect to ``real`` and ``fake`` for the generator
         step. Call it after the critic step, never reuse a critic-step graph."""
         r, f = check_real_fake(real, fake, same_n=False)
-        f_real, f_fake = self._jointcheck_scores([r, f])
+        f_real, f_fake = self._joint_scores([r, f])
         return f_real.mean() - f_fake.mean()
 
     def extra_repr(self) -> str:

@@ -32,7 +32,7 @@ from otloss._checks import (
     check_weights,
     compute_dtype,
 )
-from otloss.ops import autocast_disabled
+from otloss.ops import autocast_disabled, center_pair
 
 __all__ = ["SlicedWasserstein", "sliced_wasserstein"]
 
@@ -79,8 +79,8 @@ def sliced_wasserstein(
 
     Returns:
         :math:`SW_p^p`: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``),
-        in the input dtype (half precision is computed in float32). A NaN coordinate gives
-        NaN, an infinite one a non-finite result (``inf`` or NaN).
+        in the input dtype (half precision is computed in float32). A NaN or infinite
+        coordinate gives NaN.
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -111,9 +111,12 @@ def sliced_wasserstein(
                                 dtype=dtype)
             projections = theta / theta.norm(dim=0, keepdim=True)
         projections = projections.to(dtype)
+        # Centred on the joint mean (each 1-D problem is translation invariant): the
+        # projections stay small, and an infinite coordinate becomes NaN, not inf.
+        xc, yc = center_pair(x.to(dtype), y.to(dtype))[:2]
         # (..., N, D) @ (..., D, P) -> (..., P, N): one 1-D problem per direction.
-        xp = (x.to(dtype) @ projections).transpose(-1, -2)
-        yp = (y.to(dtype) @ projections).transpose(-1, -2)
+        xp = (xc @ projections).transpose(-1, -2)
+        yp = (yc @ projections).transpose(-1, -2)
         if x_weights is None and y_weights is None and xp.shape[-1] == yp.shape[-1]:
             cost = _sorted_cost(xp, yp, p)
         else:
