@@ -55,6 +55,11 @@ class _Prior(nn.Module):
         check_generator("generator", generator)
         return torch.randn(*shape, generator=generator, **self._factory())
 
+    def _choice(self, k: int, n: int, generator: torch.Generator | None) -> Tensor:
+        """``(n,)`` indices drawn uniformly from ``range(k)`` on the module's device."""
+        check_generator("generator", generator)
+        return torch.randint(k, (n,), generator=generator, device=self._factory()["device"])
+
     def _check_z(self, z: object, *, match_dtype: bool = False) -> Tensor:
         """``z (..., L)``; ``match_dtype``: also in the dtype and on the device of the
         prior's parameters (the densities that solve linear systems with them)."""
@@ -456,7 +461,7 @@ class FixedGaussianMixture(_Prior):
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples, components drawn uniformly."""
         n = check_count("n", n)
-        k = torch.randint(self.n_components, (n,), generator=generator, device=self.means.device)
+        k = self._choice(self.n_components, n, generator)
         eps = self._noise(n, self.latent_dim, generator=generator)
         return self.means[k] + torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
 
@@ -613,8 +618,7 @@ class PseudoInputPrior(_Prior):
         Only the ``n`` drawn pseudo-inputs go through ``encoder_net``.
         """
         n = check_count("n", n)
-        device = self.raw_pseudo_inputs.device
-        index = torch.randint(self.n_pseudo, (n,), generator=generator, device=device)
+        index = self._choice(self.n_pseudo, n, generator)
         return self._sample_at(index, generator)
 
     @torch.no_grad()

@@ -226,3 +226,35 @@ def test_gw_on_cuda_matches_cpu():
     x, z = _pair(n=32, dtype=torch.float32)
     gw = GWEstimator()
     torch.testing.assert_close(gw.cuda()(x.cuda(), z.cuda()).cpu(), gw.cpu()(x, z))
+
+
+def test_gw_rejects_featureless_samples_bad_scales_and_negative_distances():
+    x, z = torch.randn(6, 4), torch.randn(6, 2)
+    with pytest.raises(ValueError, match="x has no features"):
+        GWEstimator()(x[:, :0], z)
+    with pytest.raises(ValueError, match="z has no features"):
+        GWEstimator(normalize_z=True)(x, z[:, :0])
+    dx, dz = pairwise_distances(x), pairwise_distances(z)
+    for scale in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            gw_loss(dx, dz, scale=scale)
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            gw_loss(dx, dz, scale=torch.tensor([1.0, scale]).view(2, 1, 1)[1])
+    with pytest.raises(ValueError, match="dx must be non-negative"):
+        gw_loss(dx - 1.0, dz)
+    with pytest.raises(ValueError, match="dz must be non-negative"):
+        gw_loss(dx, -dz)
+    with pytest.raises(ValueError, match="metric's output must be non-negative"):
+        GWEstimator(z_metric=lambda t: -pairwise_distances(t))(x, z)
+    with pytest.raises(TypeError, match="scale must be a number"):
+        gw_loss(dx, dz, scale="1")
+    # A NaN distance is not rejected: it propagates to the result.
+    dx_nan = dx.clone()
+    dx_nan[0, 1] = float("nan")
+    assert torch.isnan(gw_loss(dx_nan, dz))
+
+
+def test_gw_configuration_is_keyword_only():
+    dx = pairwise_distances(torch.randn(5, 2))
+    with pytest.raises(TypeError):
+        gw_loss(dx, dx, 1.0)  # scale positionally

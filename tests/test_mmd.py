@@ -335,6 +335,29 @@ def test_float32_agrees_with_float64_on_larger_clouds():
     assert abs(v32.item() - v64.item()) < 1e-5
 
 
+def test_mmd_starts_no_thread_and_changes_no_global_setting(monkeypatch):
+    import threading
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a loss must not change torch's thread count or start threads")
+
+    monkeypatch.setattr(mmd_module, "_CPU_BLOCK", 40)  # many strips
+    monkeypatch.setattr(torch, "set_num_threads", forbidden)
+    monkeypatch.setattr(threading.Thread, "start", forbidden)
+    x, y = clouds(23, 17, 3, batch=(2,))
+    x.requires_grad_()
+    value = mmd(x, y, simplex(2, 23, seed=13))
+    value.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_empty_batch_gives_an_empty_result_for_every_kernel_and_estimator():
+    x, y = clouds(6, 6, 2, batch=(0,))
+    for kernel, estimator in itertools.product(KERNELS, ("unbiased", "biased", "linear")):
+        value = mmd(x, y, kernel=kernel, estimator=estimator)
+        assert value.shape == (0,) and value.dtype == x.dtype
+
+
 # ----------------------------------------------------------------- gradients
 
 
