@@ -106,11 +106,6 @@ def _activation() -> nn.Module:
     return nn.LeakyReLU(0.2)
 
 
-def _check_width(hidden: int, depth: int) -> None:
-    check_count("hidden", hidden)
-    check_count("depth (layers including the output layer)", depth, minimum=2)
-
-
 class _NormalizedOutput(_Prior):
     """Optional affine-free batch normalisation of the generated codes."""
 
@@ -154,7 +149,8 @@ class NeuralPrior(_NormalizedOutput):
         self, latent_dim: int, hidden: int = 256, *, depth: int = 3, normalize: bool = False
     ) -> None:
         super().__init__(latent_dim, normalize)
-        _check_width(hidden, depth)
+        check_count("hidden", hidden)
+        check_count("depth (layers including the output layer)", depth, minimum=2)
         self.net = MLP(latent_dim, latent_dim, hidden=(hidden,) * (depth - 1),
                        activation=_activation)
 
@@ -191,7 +187,8 @@ class FactorizedNeuralPrior(_NormalizedOutput):
         self, latent_dim: int, hidden: int = 64, *, depth: int = 3, normalize: bool = False
     ) -> None:
         super().__init__(latent_dim, normalize)
-        _check_width(hidden, depth)
+        check_count("hidden", hidden)
+        check_count("depth (layers including the output layer)", depth, minimum=2)
         sizes = [1] + [hidden] * (depth - 1) + [1]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):

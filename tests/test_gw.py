@@ -153,7 +153,9 @@ def test_gw_loss_is_batched():
     batched = gw_loss(dx, dz, scale=scale, rho=2.0)
     assert batched.shape == (4,)
     for b in range(4):
-        torch.testing.assert_close(batched[b], gw_loss(dx[b], dz[b], scale=scale[b].item(), rho=2.0))
+        torch.testing.assert_close(
+            batched[b], gw_loss(dx[b], dz[b], scale=scale[b].item(), rho=2.0)
+        )
 
 
 def test_half_precision_and_autocast_compute_in_float32():

@@ -368,7 +368,7 @@ def test_priors_on_cuda():
 
 @pytest.mark.parametrize("prior", _all_priors(), ids=lambda p: type(p).__name__)
 def test_a_generator_that_is_not_a_generator_is_named(prior):
-    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int"):
         prior.rsample(4, generator=0)
 
 

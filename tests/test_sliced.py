@@ -123,7 +123,8 @@ def test_random_directions_estimate_the_sliced_distance_of_a_translation():
     # SW_2^2(x + t, x) = E_theta <theta, t>^2 = |t|^2 / D for uniform directions.
     x, _ = clouds(50, 50, 3)
     t = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
-    value = sliced_wasserstein(x + t, x, n_projections=4000, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    value = sliced_wasserstein(x + t, x, n_projections=4000, generator=gen)
     assert value.item() == pytest.approx(t.pow(2).sum().item() / 3, rel=0.05)
 
 
@@ -176,7 +177,8 @@ def test_duplicated_and_coincident_points_give_finite_gradients():
     x = torch.cat([x, x]).requires_grad_()
     for p in (1, 1.5, 2):
         for y in (x.detach().clone(), x.detach()[:5].clone()):
-            value = sliced_wasserstein(x, y, n_projections=8, p=p, generator=torch.Generator().manual_seed(0))
+            gen = torch.Generator().manual_seed(0)
+            value = sliced_wasserstein(x, y, n_projections=8, p=p, generator=gen)
             (g,) = torch.autograd.grad(value, x)
             assert torch.isfinite(value) and torch.isfinite(g).all()
 

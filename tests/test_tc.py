@@ -591,14 +591,14 @@ def test_density_ratio_bad_inputs():
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int"):
         permute_dims(torch.randn(6, 3), generator=0)
-    with pytest.raises(TypeError, match="depth must be an int, got float 1.5"):
+    with pytest.raises(TypeError, match=r"depth must be an int, got float 1.5"):
         DensityRatioTC(4, depth=1.5)
     with pytest.raises(TypeError, match="negative_slope must be a number"):
         DensityRatioTC(4, negative_slope="0.2")
     model = DensityRatioTC(3, hidden=8, depth=1)
-    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
         model.discriminator_loss(torch.randn(6, 3), generator=0)
 
 
