@@ -238,7 +238,8 @@ class MMD(nn.Module):
         estimator: str = "unbiased",
     ) -> None:
         super().__init__()
-        self.kernel = check_kernel(kernel)
+        check_kernel(kernel)
+        self.kernel = kernel  # a name stays a name: resolved in the registry at each call
         self.bandwidth = check_bandwidth(bandwidth)
         self.scales = check_scales(scales)
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
@@ -263,9 +264,11 @@ class MMD(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        kernel = self.kernel.name if isinstance(self.kernel, Kernel) else getattr(
-            self.kernel, "__name__", "callable"
-        )
+        kernel = self.kernel
+        if not isinstance(kernel, str):
+            kernel = kernel.name if isinstance(kernel, Kernel) else getattr(
+                kernel, "__name__", "callable"
+            )
         return (
             f"kernel={kernel!r}, bandwidth={self.bandwidth!r}, scales={self.scales}, "
             f"estimator={self.estimator!r}"
