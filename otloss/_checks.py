@@ -21,6 +21,7 @@ from otloss.ops import Kernel, get_kernel
 
 __all__ = [
     "check_bandwidth",
+    "check_batch_shape",
     "check_choice",
     "check_choice_or_callable",
     "check_codes",
@@ -30,6 +31,7 @@ __all__ = [
     "check_exponent",
     "check_floating",
     "check_generator",
+    "check_image_shape",
     "check_interval",
     "check_kernel",
     "check_latent_codes",
@@ -51,6 +53,7 @@ __all__ = [
     "check_scores",
     "check_spread_weights",
     "check_weights",
+    "check_widths",
     "compute_dtype",
 ]
 
@@ -516,3 +519,34 @@ def check_latent_codes(
     if device is not None and z.device != device:
         raise ValueError(f"{name} is on {z.device} but the prior is on {device}")
     return z
+
+
+def check_widths(name: str, widths: Sequence[int], *, allow_empty: bool) -> tuple[int, ...]:
+    """Layer widths (or channels): positive ints, at least one unless ``allow_empty``."""
+    widths = tuple(widths)
+    if not widths and not allow_empty:
+        raise ValueError(f"{name} must name at least one layer width, got ()")
+    return tuple(check_count(f"{name}[{i}]", w) for i, w in enumerate(widths))
+
+
+def check_image_shape(image_size: object) -> tuple[int, int]:
+    """An image size: a side length ``S`` (square) or ``(height, width)``, positive ints."""
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if not isinstance(image_size, Sequence):
+        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
+    size = tuple(image_size)
+    if len(size) != 2:
+        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
+    return check_count("image_size[0]", size[0]), check_count("image_size[1]", size[1])
+
+
+def check_batch_shape(name: str, t: object, expected: tuple[int, ...], what: str) -> None:
+    """A network's input: a tensor of shape ``(N, *expected)``."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != len(expected) + 1 or tuple(t.shape[1:]) != expected:
+        raise ValueError(
+            f"{name} must have shape (N, {', '.join(map(str, expected))}) ({what}), "
+            f"got {tuple(t.shape)}"
+        )
