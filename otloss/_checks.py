@@ -28,6 +28,7 @@ __all__ = [
     "check_codes_for",
     "check_count",
     "check_dataset_size",
+    "check_differentiable_inputs",
     "check_exponent",
     "check_floating",
     "check_generator",
@@ -49,6 +50,7 @@ __all__ = [
     "check_real_fake",
     "check_same_device_dtype",
     "check_sample_tuple",
+    "check_samples_of_shape",
     "check_scales",
     "check_scores",
     "check_spread_weights",
@@ -550,3 +552,30 @@ def check_batch_shape(name: str, t: object, expected: tuple[int, ...], what: str
             f"{name} must have shape (N, {', '.join(map(str, expected))}) ({what}), "
             f"got {tuple(t.shape)}"
         )
+
+
+def check_differentiable_inputs(real: tuple[Tensor, ...], fake: tuple[Tensor, ...]) -> None:
+    """A gradient penalty differentiates the critic: no inference mode, no inference tensors."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "the gradient penalty differentiates the critic, which torch.inference_mode() "
+            "forbids; compute it outside inference mode (torch.no_grad() is fine)"
+        )
+    for name, members in (("real", real), ("fake", fake)):
+        if any(t.is_inference() for t in members):
+            raise ValueError(
+                f"{name} was created under torch.inference_mode(), so no gradient can flow "
+                f"through its interpolates; recompute it outside inference mode or pass "
+                f"{name}.clone()"
+            )
+
+
+def check_samples_of_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
+    """At least one floating sample of shape ``shape``: ``(N, *shape)`` with ``N >= 1``."""
+    x = check_floating(name, x)
+    if tuple(x.shape[1:]) != shape or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (N, {', '.join(map(str, shape))}) with N >= 1 "
+            f"for input_shape={shape}, got {tuple(x.shape)}"
+        )
+    return x

@@ -31,6 +31,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from otloss._checks import (
     check_count,
+    check_differentiable_inputs,
     check_generator,
     check_module_dtype,
     check_nonnegative,
@@ -70,22 +71,6 @@ def _interpolate(
         tt = t.view(-1, *([1] * (a.dim() - 1)))
         out.append(torch.lerp(b.detach(), a.detach(), tt).requires_grad_(True))
     return tuple(out)
-
-
-def _check_grad_mode(real: tuple[Tensor, ...], fake: tuple[Tensor, ...]) -> None:
-    """The penalty differentiates the critic: it cannot run on inference tensors."""
-    if torch.is_inference_mode_enabled():
-        raise RuntimeError(
-            "the gradient penalty differentiates the critic, which torch.inference_mode() "
-            "forbids; compute it outside inference mode (torch.no_grad() is fine)"
-        )
-    for name, members in (("real", real), ("fake", fake)):
-        if any(t.is_inference() for t in members):
-            raise ValueError(
-                f"{name} was created under torch.inference_mode(), so no gradient can flow "
-                f"through its interpolates; recompute it outside inference mode or pass "
-                f"{name}.clone()"
-            )
 
 
 def _penalty(values: Tensor, points: tuple[Tensor, ...], center: float) -> Tensor:
@@ -159,7 +144,7 @@ def gradient_penalty(
     if isinstance(f, nn.Module):
         for i, t in enumerate(r):
             check_module_dtype(f"real[{i}]", t, f)
-    _check_grad_mode(r, fk)
+    check_differentiable_inputs(r, fk)
     points = _interpolate(r, fk, generator)
     with torch.enable_grad():
         values = check_scores(f(*points), r[0].shape[0])
@@ -287,7 +272,7 @@ class KantorovichCritic(nn.Module):
         check_generator("generator", generator)
         r, f = check_real_fake(real, fake, same_n=use_gp)
         if use_gp:
-            _check_grad_mode(r, f)
+            check_differentiable_inputs(r, f)
         r = tuple(t.detach() for t in r)
         f = tuple(t.detach() for t in f)
         zero = r[0].new_zeros(())

@@ -25,6 +25,7 @@ from otloss._checks import (
     check_generator,
     check_latent_codes,
     check_positive,
+    check_samples_of_shape,
 )
 from otloss.nn import MLP
 from otloss.ops import LOG_2PI
@@ -587,13 +588,7 @@ class PseudoInputPrior(_Prior):
         self.raw_pseudo_inputs.copy_(x[idx])
 
     def _check_x(self, x: object) -> Tensor:
-        x = check_floating("x", x)
-        if tuple(x.shape[1:]) != self.input_shape or x.shape[0] == 0:
-            raise ValueError(
-                f"x must have shape (N, {', '.join(map(str, self.input_shape))}) with N >= 1 "
-                f"for input_shape={self.input_shape}, got {tuple(x.shape)}"
-            )
-        return x
+        return check_samples_of_shape("x", x, self.input_shape)
 
     def conditional(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mu, logvar)`` of the conditional priors of the pseudo-inputs ``index`` (all
