@@ -245,13 +245,14 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _queue_or_raise(ok: Tensor, message: Callable[[], str]) -> None:
-    """Raise ``ValueError(message())`` now on the CPU; queue the check on accelerators."""
+def _queue_or_raise(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
+    """Raise ``ValueError`` now on the CPU (with ``detail()``, which may read the data);
+    on accelerators queue the check with the plain ``message``, without a host sync."""
     if ok.device.type == "cpu":
         if not bool(ok):
-            raise ValueError(message())
+            raise ValueError(message + ("" if detail is None else detail()))
     else:
-        torch._assert_async(ok, message())
+        torch._assert_async(ok, message)
 
 
 def check_spread_weights(name: str, w: Tensor | None, why: str) -> None:
@@ -265,7 +266,7 @@ def check_spread_weights(name: str, w: Tensor | None, why: str) -> None:
     ok = ((w.detach() > 0).sum(-1) >= 2).all()
     _queue_or_raise(
         ok,
-        lambda: f"{name} puts all its weight on one sample, but {why} needs two samples "
+        f"{name} puts all its weight on one sample, but {why} needs two samples "
         "of positive weight; use the biased estimator for such weights",
     )
 
@@ -274,8 +275,8 @@ def check_nonnegative_entries(name: str, t: Tensor) -> Tensor:
     """Require no negative entry (NaN passes: it propagates to the result instead)."""
     ok = ~(t.detach() < 0).any()
     _queue_or_raise(
-        ok, lambda: f"{name} must be non-negative (distances), got a minimum of "
-        f"{t.detach().min().item():.3g}"
+        ok, f"{name} must be non-negative (distances)",
+        lambda: f", got a minimum of {t.detach().min().item():.3g}",
     )
     return t
 
@@ -285,7 +286,7 @@ def check_positive_entries(name: str, t: Tensor) -> Tensor:
     td = t.detach()
     ok = ((td > 0) & td.isfinite()).all()
     _queue_or_raise(
-        ok, lambda: f"{name} must be positive and finite, got {td.flatten()[:4].tolist()}"
+        ok, f"{name} must be positive and finite", lambda: f", got {td.flatten()[:4].tolist()}"
     )
     return t
 
