@@ -29,8 +29,17 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from otloss._checks import check_floating, check_same_device_dtype
-from otloss.nn import MLP
+from otloss._checks import (
+    check_count,
+    check_differentiable_inputs,
+    check_generator,
+    check_module_dtype,
+    check_nonnegative,
+    check_positive,
+    check_real_fake,
+    check_scores,
+)
+from otloss.nn import MLP, ImageBranch, VectorBranch
 from otloss.ops import safe_sqrt
 
 __all__ = ["JointCritic", "KantorovichCritic", "gradient_penalty"]
@@ -45,51 +54,6 @@ _NORMALIZED_LAYERS = (
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
 )
-_LEAKY_SLOPE = 0.2  # GWAE's critic activation (Table 7)
-
-
-def _as_tuple(name: str, inputs: object) -> tuple[Tensor, ...]:
-    """A tensor or a tuple of tensors, each ``(N, *)`` with one shared N."""
-    members = (inputs,) if isinstance(inputs, Tensor) else inputs
-    if not isinstance(members, (tuple, list)) or len(members) == 0:
-        raise TypeError(
-            f"{name} must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
-        )
-    out = tuple(check_floating(f"{name}[{i}]", t) for i, t in enumerate(members))
-    for i, t in enumerate(out):
-        if t.dim() == 0:
-            raise ValueError(f"{name}[{i}] must have a sample dimension (N, *), got a scalar")
-    n = out[0].shape[0]
-    if any(t.shape[0] != n for t in out):
-        raise ValueError(
-            f"the members of {name} must share the sample dimension N, got shapes "
-            f"{[tuple(t.shape) for t in out]}"
-        )
-    if n == 0:
-        raise ValueError(f"{name} has 0 samples, shapes {[tuple(t.shape) for t in out]}")
-    check_same_device_dtype(**{f"{name}[{i}]": t for i, t in enumerate(out)})
-    return out
-
-
-def _check_real_fake(
-    real: object, fake: object, *, same_n: bool
-) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-    """Validate a (real, fake) pair of tensors or tuples of tensors."""
-    r, f = _as_tuple("real", real), _as_tuple("fake", fake)
-    if len(r) != len(f):
-        raise ValueError(
-            f"real has {len(r)} members but fake has {len(f)}; pass tensors, or tuples of "
-            "the same length such as (x, z)"
-        )
-    for i, (a, b) in enumerate(zip(r, f, strict=True)):
-        if a.shape[1:] != b.shape[1:] or (same_n and a.shape[0] != b.shape[0]):
-            need = "the same shape" if same_n else "the same shape after the sample dimension"
-            raise ValueError(
-                f"real[{i}] and fake[{i}] must have {need}, got {tuple(a.shape)} and "
-                f"{tuple(b.shape)}"
-            )
-    check_same_device_dtype(real=r[0], fake=f[0])
-    return r, f
 
 
 def _interpolate(
@@ -112,31 +76,28 @@ def _interpolate(
 def _penalty(values: Tensor, points: tuple[Tensor, ...], center: float) -> Tensor:
     r"""Mean of :math:`(\|\nabla f(p_i)\| - c)^2` over samples, the gradient being the
     concatenation of the flattened gradients with respect to every member of ``points``."""
-    grads = torch.autograd.grad(values.sum(), points, create_graph=True)
-    sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+    if values.grad_fn is None:
+        raise ValueError(
+            "the critic's scores carry no gradient (it detaches its output, or runs under "
+            "no_grad inside): the gradient penalty needs f differentiable in its inputs"
+        )
+    grads = torch.autograd.grad(values.sum(), points, create_graph=True, allow_unused=True)
+    # A member the critic ignores contributes a zero gradient.
+    sq = sum(
+        g.flatten(1).pow(2).sum(1) if g is not None else p.new_zeros(p.shape[0])
+        for g, p in zip(grads, points, strict=True)
+    )
     if center == 0:
         return sq.mean()  # no sqrt: the zero-centred penalty is smooth at a zero gradient
     return (safe_sqrt(sq) - center).pow(2).mean()
-
-
-def _scores(out: Tensor, n: int) -> Tensor:
-    """Critic outputs as ``(N,)``; accepts ``(N,)`` or ``(N, 1)``."""
-    if out.dim() == 2 and out.shape[1] == 1:
-        out = out.squeeze(1)
-    if out.shape != (n,):
-        raise ValueError(
-            f"the critic must return one score per sample, shape ({n},) or ({n}, 1), got "
-            f"{tuple(out.shape)}"
-        )
-    return out
 
 
 def gradient_penalty(
     f: Callable[..., Tensor],
     real: Inputs,
     fake: Inputs,
-    center: float = 1.0,
     *,
+    center: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Gradient penalty of a critic on random interpolates (WGAN-GP, GWAE appendix B.3).
@@ -167,32 +128,27 @@ def gradient_penalty(
     Returns:
         Scalar tensor, differentiable with respect to the critic's parameters.
 
+    Raises:
+        TypeError: ``f`` is a module whose parameters have another dtype than the inputs.
+        ValueError: the inputs are inference tensors, or ``f``'s scores carry no gradient
+            (a critic that detaches its output).
+        RuntimeError: called under ``torch.inference_mode()``.
+
     Example:
         >>> f = nn.Linear(3, 1)
         >>> gradient_penalty(f, torch.randn(8, 3), torch.randn(8, 3))
     """
-    center = _check_center(center)
-    r, fk = _check_real_fake(real, fake, same_n=True)
+    center = check_nonnegative("center", center)
+    check_generator("generator", generator)
+    r, fk = check_real_fake(real, fake, same_n=True)
+    if isinstance(f, nn.Module):
+        for i, t in enumerate(r):
+            check_module_dtype(f"real[{i}]", t, f)
+    check_differentiable_inputs(r, fk)
     points = _interpolate(r, fk, generator)
     with torch.enable_grad():
-        values = _scores(f(*points), r[0].shape[0])
+        values = check_scores(f(*points), r[0].shape[0])
         return _penalty(values, points, center)
-
-
-def _check_center(center: float) -> float:
-    if isinstance(center, bool) or not isinstance(center, (int, float)):
-        raise TypeError(f"center must be a number, got {type(center).__name__}")
-    if not (0 <= center < math.inf):
-        raise ValueError(f"center must be finite and >= 0, got {center}")
-    return float(center)
-
-
-def _check_weight(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (0 <= value < math.inf):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return float(value)
 
 
 def _apply_spectral_norm(net: nn.Module) -> int:
@@ -277,9 +233,9 @@ class KantorovichCritic(nn.Module):
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
-        self.gp_weight = _check_weight("gp_weight", gp_weight)
-        self.gp_center = _check_center(gp_center)
-        self.drift_weight = _check_weight("drift_weight", drift_weight)
+        self.gp_weight = check_nonnegative("gp_weight", gp_weight)
+        self.gp_center = check_nonnegative("gp_center", gp_center)
+        self.drift_weight = check_nonnegative("drift_weight", drift_weight)
         self.spectral_norm = bool(spectral_norm)
         if self.spectral_norm and _apply_spectral_norm(net) == 0:
             raise ValueError(
@@ -292,7 +248,9 @@ class KantorovichCritic(nn.Module):
         """Scores :math:`f(u)` or :math:`f(x, z)`: ``(N,)``."""
         if not inputs:
             raise TypeError("the critic needs at least one input tensor")
-        return _scores(self.net(*inputs), inputs[0].shape[0])
+        for i, t in enumerate(inputs):
+            check_module_dtype(f"input {i}", t, self.net)
+        return check_scores(self.net(*inputs), inputs[0].shape[0])
 
     def _joint_scores(self, groups: Sequence[tuple[Tensor, ...]]) -> list[Tensor]:
         """One forward pass on the concatenation of several input groups, split back."""
@@ -311,7 +269,10 @@ class KantorovichCritic(nn.Module):
             ``drift`` (unweighted; zero tensors when their weight is 0).
         """
         use_gp = self.gp_weight > 0
-        r, f = _check_real_fake(real, fake, same_n=use_gp)
+        check_generator("generator", generator)
+        r, f = check_real_fake(real, fake, same_n=use_gp)
+        if use_gp:
+            check_differentiable_inputs(r, f)
         r = tuple(t.detach() for t in r)
         f = tuple(t.detach() for t in f)
         zero = r[0].new_zeros(())
@@ -342,7 +303,7 @@ class KantorovichCritic(nn.Module):
         r""":math:`\widehat W_1 = \mathbb{E} f(\text{real}) - \mathbb{E} f(\text{fake})`
         (scalar), differentiable with respect to ``real`` and ``fake`` for the generator
         step. Call it after the critic step, never reuse a critic-step graph."""
-        r, f = _check_real_fake(real, fake, same_n=False)
+        r, f = check_real_fake(real, fake, same_n=False)
         f_real, f_fake = self._joint_scores([r, f])
         return f_real.mean() - f_fake.mean()
 
@@ -353,25 +314,16 @@ class KantorovichCritic(nn.Module):
         )
 
 
-def _mlp(n_in: int, hidden: int, n_out: int) -> MLP:
-    """One hidden layer with GWAE's LeakyReLU(0.2)."""
-    return MLP(n_in, n_out, hidden=(hidden,), activation="leaky_relu")
-
-
-def _conv_branch(shape: tuple[int, int, int], features: int, width: int) -> nn.Sequential:
-    """4x4 stride-2 convolutions halving the image down to at most 7 px, then a Linear.
-
-    Channels start at ``width // 4`` and double up to ``width``.
-    """
-    channels, height, width_px = shape
-    layers: list[nn.Module] = []
-    c_in, c_out = channels, max(width // 4, 1)
+def _default_channels(height: int, width_px: int, top: int) -> tuple[int, ...]:
+    """Channels of the default image branch: 4x4 stride-2 convolutions while a side is at
+    least 8 px (down to at most 7 px), from ``top // 4`` channels doubling up to ``top``."""
+    channels: list[int] = []
+    c = max(top // 4, 1)
     while min(height, width_px) >= 8:
-        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(_LEAKY_SLOPE)]
+        channels.append(c)
         height, width_px = height // 2, width_px // 2
-        c_in, c_out = c_out, min(2 * c_out, width)
-    layers += [nn.Flatten(), nn.Linear(c_in * height * width_px, features)]
-    return nn.Sequential(*layers)
+        c = min(2 * c, top)
+    return tuple(channels)
 
 
 class JointCritic(nn.Module):
@@ -396,19 +348,27 @@ class JointCritic(nn.Module):
 
     Args:
         x_shape: shape of one data sample, used to build the default :math:`x` branch: a
-            ``(C, H, W)`` image gets a convolutional branch (4x4 stride-2 convolutions
-            from ``hidden // 4`` channels doubling up to ``hidden``, down to at most 7 px,
-            then a Linear layer), any other shape an MLP on the flattened sample.
-        latent_dim: :math:`L`, used to build the default :math:`z` branch (an MLP).
+            ``(C, H, W)`` image gets an :class:`otloss.nn.ImageBranch` (4x4 stride-2
+            convolutions with ``channels``, then a Linear layer to ``features``), any other
+            shape a :class:`otloss.nn.VectorBranch` on the flattened sample.
+        latent_dim: :math:`L`, used to build the default :math:`z` branch (a
+            :class:`otloss.nn.VectorBranch`).
         x_branch: a module mapping ``(N, *x_shape)`` to ``(N, features)``, replacing the
-            default.
+            default; like the defaults it should end in its activation.
         z_branch: a module mapping ``(N, L)`` to ``(N, features)``, replacing the default.
-        stem: a module mapping ``(N, 2 * features)`` to ``(N,)`` or ``(N, 1)``; default
-            LeakyReLU, then an MLP with one hidden layer of ``hidden`` units.
+        stem: a module mapping ``(N, 2 * features)`` to ``(N,)`` or ``(N, 1)``; default an
+            :class:`otloss.nn.MLP` with hidden widths ``hidden``.
         features: width of each branch's output (what the default stem expects).
-        hidden: width of the hidden layers of the default MLPs and largest number of
-            channels of the default convolutional branch.
+        hidden: hidden widths of the default MLPs (an int is one hidden layer).
+        channels: convolution channels of the default image branch; by default from
+            ``max(hidden) // 4`` doubling up to ``max(hidden)``, down to at most 7 px.
         merge_scale: :math:`s > 0`, the factor applied to the concatenated features.
+
+    The defaults use LeakyReLU(0.2) throughout and contain no normalisation layer.
+    GWAE's Table 7 network is this class with ``features=64, hidden=(256, 256)`` and
+    channels from 8 doubling to 256 down to 1 px (:func:`otloss.models.gwae.joint_critic`).
+    A wrong sample shape for a default branch raises ``ValueError`` naming the expected
+    and actual shapes; an input dtype other than the parameters' raises ``TypeError``.
 
     Shape:
         x: ``(N, *x_shape)``, z: ``(N, L)``, output: ``(N,)``.
@@ -428,13 +388,16 @@ class JointCritic(nn.Module):
         z_branch: nn.Module | None = None,
         stem: nn.Module | None = None,
         features: int = 256,
-        hidden: int = 256,
+        hidden: int | Sequence[int] = 256,
+        channels: Sequence[int] | None = None,
         merge_scale: float = 0.5,
     ) -> None:
         super().__init__()
-        for name, value in (("features", features), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        features = check_count("features", features)
+        if isinstance(hidden, Sequence):
+            widths = tuple(check_count(f"hidden[{i}]", w) for i, w in enumerate(hidden))
+        else:
+            widths = (check_count("hidden", hidden),)
         if x_branch is None:
             if x_shape is None:
                 raise ValueError("pass x_shape (the shape of one sample) or an x_branch module")
@@ -443,35 +406,26 @@ class JointCritic(nn.Module):
                 raise ValueError(
                     f"x_shape must be a non-empty shape of positive sizes, got {x_shape}"
                 )
-            if len(x_shape) == 3:
-                x_branch = _conv_branch(x_shape, features, hidden)
-            else:
-                x_branch = nn.Sequential(nn.Flatten(), _mlp(math.prod(x_shape), hidden, features))
+            x_branch = _default_x_branch(x_shape, features, widths, channels)
         if z_branch is None:
-            if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-                raise ValueError(
-                    f"pass latent_dim (a positive int) or a z_branch module, got {latent_dim!r}"
-                )
-            z_branch = _mlp(latent_dim, hidden, features)
-        if (
-            isinstance(merge_scale, bool)
-            or not isinstance(merge_scale, (int, float))
-            or not (0 < merge_scale < math.inf)
-        ):
-            raise ValueError(f"merge_scale must be positive and finite, got {merge_scale!r}")
+            if latent_dim is None:
+                raise ValueError("pass latent_dim (a positive int) or a z_branch module")
+            z_branch = VectorBranch(check_count("latent_dim", latent_dim), features,
+                                    hidden=widths, activation="leaky_relu")
         self.x_branch = x_branch
         self.z_branch = z_branch
         self.features = features
-        self.merge_scale = float(merge_scale)
+        self.merge_scale = check_positive("merge_scale", merge_scale)
         self._default_stem = stem is None
         self.stem = (
-            stem
-            if stem is not None
-            else nn.Sequential(nn.LeakyReLU(_LEAKY_SLOPE), _mlp(2 * features, hidden, 1))
+            stem if stem is not None
+            else MLP(2 * features, 1, hidden=widths, activation="leaky_relu")
         )
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         """Scores of the pairs :math:`(x_i, z_i)`: ``(N,)``."""
+        check_module_dtype("x", x, self.x_branch)
+        check_module_dtype("z", z, self.z_branch)
         if x.shape[0] != z.shape[0]:
             raise ValueError(
                 f"x and z must have the same number of samples, got shapes {tuple(x.shape)} "
@@ -484,4 +438,19 @@ class JointCritic(nn.Module):
                 f"{hx.shape[1]} from x_branch and {hz.shape[1]} from z_branch; pass "
                 "features=... or a stem"
             )
-        return _scores(self.stem(self.merge_scale * torch.cat([hx, hz], dim=1)), x.shape[0])
+        return check_scores(self.stem(self.merge_scale * torch.cat([hx, hz], dim=1)), x.shape[0])
+
+
+def _default_x_branch(
+    x_shape: tuple[int, ...], features: int, widths: tuple[int, ...],
+    channels: Sequence[int] | None,
+) -> nn.Module:
+    """An image branch for ``(C, H, W)`` samples large enough for one convolution, else a
+    vector branch on the flattened sample."""
+    if len(x_shape) == 3:
+        c, h, w = x_shape
+        channels = _default_channels(h, w, max(widths)) if channels is None else tuple(channels)
+        if channels:
+            return ImageBranch(c, (h, w), features, channels=channels, activation="leaky_relu")
+    branch = VectorBranch(math.prod(x_shape), features, hidden=widths, activation="leaky_relu")
+    return branch if len(x_shape) == 1 else nn.Sequential(nn.Flatten(), branch)

@@ -22,9 +22,18 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_floating, check_min_samples, check_same_device_dtype
+from otloss._checks import (
+    check_choice_or_callable,
+    check_exponent,
+    check_floating,
+    check_min_samples,
+    check_nonnegative_entries,
+    check_positive,
+    check_positive_entries,
+    check_same_device_dtype,
+)
 from otloss._checks import compute_dtype as _compute_dtype
-from otloss.ops import pairwise_distances, sqdist
+from otloss.ops import autocast_disabled, pairwise_distances, sqdist
 
 __all__ = ["GWEstimator", "gw_loss"]
 
@@ -35,6 +44,7 @@ _METRICS = ("euclidean", "sqeuclidean")
 def gw_loss(
     dx: Tensor,
     dz: Tensor,
+    *,
     scale: float | Tensor = 1.0,
     rho: float = 1.0,
     include_diagonal: bool = False,
@@ -49,16 +59,22 @@ def gw_loss(
     ``include_diagonal=True``) and :math:`C` = ``scale``.
 
     Args:
-        dx: ``(..., N, N)`` distances between the :math:`x_i`.
+        dx: ``(..., N, N)`` distances between the :math:`x_i` (non-negative; NaN
+            propagates to the result).
         dz: ``(..., N, N)`` distances between the :math:`z_i`.
-        scale: :math:`C > 0`, a float or a tensor broadcastable to the leading shape
-            (a learnable scale is passed as a tensor so it receives gradients).
+        scale: :math:`C > 0` and finite, a float or a tensor broadcastable to the leading
+            shape (a learnable scale is passed as a tensor so it receives gradients).
         rho: exponent :math:`\rho \ge 1`.
         include_diagonal: also average the :math:`N` diagonal pairs.
 
     Returns:
-        Tensor of shape ``(...)``. Half-precision inputs are computed in float32 and the
-        result is cast back; under autocast the computation runs in float32.
+        Tensor of shape ``(...)`` (``(0,)`` for an empty batch). Half-precision inputs are
+        computed in float32 and the result is cast back; under autocast the computation
+        runs in float32.
+
+    Raises:
+        ValueError: a negative distance or a scale that is not positive and finite (on the
+            CPU at once; on accelerators the check is queued with ``torch._assert_async``).
 
     Example:
         >>> x, z = torch.randn(16, 5), torch.randn(16, 2)
@@ -74,12 +90,26 @@ def gw_loss(
             f"{tuple(dz.shape)}"
         )
     check_same_device_dtype(dx=dx, dz=dz)
-    _check_rho(rho)
+    rho = check_exponent("rho", rho)
     n = dx.shape[-1]
     check_min_samples("dx", n, 1 if include_diagonal else 2, "the pairs i != j")
+    if isinstance(scale, Tensor):
+        check_positive_entries("scale", check_floating("scale", scale))
+    else:
+        check_positive("scale", scale)
+    check_nonnegative_entries("dx", dx)
+    check_nonnegative_entries("dz", dz)
+    return _gw_value(dx, dz, scale, rho, include_diagonal)
+
+
+def _gw_value(
+    dx: Tensor, dz: Tensor, scale: float | Tensor, rho: float, include_diagonal: bool
+) -> Tensor:
+    """:func:`gw_loss` on validated input."""
+    n = dx.shape[-1]
     out_dtype = dx.dtype
     dtype = _compute_dtype(dx.dtype)
-    with torch.autocast(dx.device.type, enabled=False):
+    with autocast_disabled(dx.device):
         dx, dz = dx.to(dtype), dz.to(dtype)
         if isinstance(scale, Tensor):
             scale = scale.to(dtype)
@@ -97,12 +127,6 @@ def gw_loss(
     return value.to(out_dtype)
 
 
-def _check_rho(rho: float) -> None:
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho >= 1 \
-            or math.isinf(rho):
-        raise ValueError(f"rho must be a finite number >= 1, got {rho!r}")
-
-
 def _distance(metric: Metric, t: Tensor, name: str) -> Tensor:
     if callable(metric):
         d = metric(t)
@@ -110,7 +134,7 @@ def _distance(metric: Metric, t: Tensor, name: str) -> Tensor:
         if not isinstance(d, Tensor) or tuple(d.shape) != (n, n):
             got = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
             raise ValueError(f"the {name} metric must return an ({n}, {n}) matrix, got {got}")
-        return d
+        return check_nonnegative_entries(f"the {name} metric's output", d)
     if metric == "euclidean":
         return pairwise_distances(t)
     return sqdist(t)
@@ -167,16 +191,10 @@ class GWEstimator(nn.Module):
         z_metric: Metric = "euclidean",
     ) -> None:
         super().__init__()
-        _check_rho(rho)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
-                or math.isinf(scale):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        self.rho = check_exponent("rho", rho)
+        scale = check_positive("scale", scale)
         for name, metric in (("x_metric", x_metric), ("z_metric", z_metric)):
-            if not callable(metric) and metric not in _METRICS:
-                raise ValueError(
-                    f"unknown {name} {metric!r}; expected 'euclidean', 'sqeuclidean' or a callable"
-                )
-        self.rho = float(rho)
+            check_choice_or_callable(name, metric, _METRICS)
         self.normalize_z = normalize_z
         self.include_diagonal = include_diagonal
         self.x_metric = x_metric
@@ -207,11 +225,14 @@ class GWEstimator(nn.Module):
         if x.device != z.device:
             raise ValueError(f"x is on {x.device} but z is on {z.device}")
         check_min_samples("x", x.shape[0], 1 if self.include_diagonal else 2, "the pairs i != j")
+        for name, t in (("x", x), ("z", z)):
+            if math.prod(t.shape[1:]) == 0:
+                raise ValueError(f"{name} has no features: shape {tuple(t.shape)}")
         out_dtype = torch.promote_types(x.dtype, z.dtype)
         if torch.is_autocast_enabled(x.device.type):
             out_dtype = torch.float32  # losses under autocast stay in float32
         dtype = _compute_dtype(out_dtype)
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_disabled(x.device):
             x = x.reshape(x.shape[0], -1).to(dtype)
             z = z.to(dtype)
             dx = _distance(self.x_metric, x, "x").to(dtype)
@@ -219,7 +240,7 @@ class GWEstimator(nn.Module):
             if self.normalize_z:
                 # unbiased=False keeps N = 1 finite; clamp keeps a collapsed batch finite.
                 dz = dz / z.std(dim=0, unbiased=False).mean().clamp_min(torch.finfo(dtype).eps)
-            value = gw_loss(dx, dz, self.scale.to(dtype), self.rho, self.include_diagonal)
+            value = _gw_value(dx, dz, self.scale.to(dtype), self.rho, self.include_diagonal)
         return value.to(out_dtype)
 
     def extra_repr(self) -> str:

@@ -24,15 +24,15 @@ estimated by one of three estimators:
   :math:`O(1/N^2)` under the alternative.
 
 The kernel is a sum over ``scales`` of one kernel family with constants :math:`s\,c_0`.
-The built-in kernels (``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"``) run in one fused
-pass over row blocks of the three kernel matrices that also forms the gradients (see
-:class:`_FusedMMD`); a callable kernel runs through plain autograd.
+Every :class:`otloss.ops.Kernel` (the built-in ``"imq"``, ``"rbf"``, ``"laplacian"``,
+``"energy"`` and any registered one) runs in one fused pass over row blocks of the three
+kernel matrices that also forms the gradients (see :class:`_FusedMMD`); a plain callable
+kernel runs through autograd.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -40,24 +40,36 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from otloss._checks import (
+    check_bandwidth,
     check_choice,
+    check_kernel,
     check_min_samples,
     check_pair,
-    check_positive,
+    check_scales,
+    check_spread_weights,
     check_weights,
     compute_dtype,
 )
-from otloss.ops import DEFAULT_SCALES, KERNELS, median_sqdist, multiscale_kernel, sqdist
+from otloss.ops import (
+    DEFAULT_SCALES,
+    Kernel,
+    autocast_disabled,
+    center_pair,
+    median_sqdist,
+    multiscale_kernel,
+    sqdist,
+)
 
 __all__ = ["MMD", "mmd"]
 
-Kernel = str | Callable[[Tensor, float | Tensor], Tensor]
+KernelArg = str | Kernel | Callable[[Tensor, float | Tensor], Tensor]
 Bandwidth = float | str | None
 
 ESTIMATORS = ("unbiased", "biased", "linear")
 
-#: Elements of one row strip of a kernel matrix on the CPU: each worker's four strip
-#: buffers (8 MB in float32) stay in cache, with room for a second worker in a 32 MB L3.
+#: Elements of one row strip of a kernel matrix per CPU thread: the strip buffers (8 MB
+#: per thread's share in float32) stay in cache. A strip of ``_CPU_BLOCK`` times the
+#: thread count is one operation that torch's own thread pool splits between its threads.
 _CPU_BLOCK = 1 << 19
 #: Elements of one row block on accelerators, where fewer, larger launches are faster.
 _DEVICE_BLOCK = 1 << 24
@@ -66,13 +78,13 @@ _DEVICE_BLOCK = 1 << 24
 def mmd(
     x: Tensor,
     y: Tensor,
-    kernel: Kernel = "imq",
+    x_weights: Tensor | None = None,
+    y_weights: Tensor | None = None,
+    *,
+    kernel: KernelArg = "imq",
     bandwidth: Bandwidth = None,
     scales: Sequence[float] = DEFAULT_SCALES,
     estimator: str = "unbiased",
-    *,
-    x_weights: Tensor | None = None,
-    y_weights: Tensor | None = None,
 ) -> Tensor:
     r"""Squared maximum mean discrepancy between two (weighted) point clouds.
 
@@ -83,8 +95,9 @@ def mmd(
         \qquad k = \sum_{s \in \text{scales}} k_{s c_0},
 
     with the within-sample sums over :math:`i \ne j` and renormalised by
-    :math:`1 - \sum_i a_i^2` for the unbiased estimator (see the module docstring). The
-    kernels, as functions of :math:`d = |u - v|`:
+    :math:`\sum_{i \ne j} a_i a_j` (:math:`1 - \sum_i a_i^2` for weights summing to 1) for
+    the unbiased estimator (see the module docstring). The kernels, as functions of
+    :math:`d = |u - v|`:
 
     * ``"imq"``: :math:`k_c = c / (c + d^2)` (WAE's inverse multiquadratic);
     * ``"rbf"``: :math:`k_c = \exp(-d^2 / c)`, GeomLoss's ``"gaussian"`` with
@@ -93,14 +106,23 @@ def mmd(
       :math:`c = \text{blur}`;
     * ``"energy"``: :math:`k = -d`, which has no constant: every scale adds the same term, so
       ``scales=(1.0,)`` gives the energy distance itself;
-    * a callable ``k(d2, c)`` of squared distances and a constant.
+    * any other :class:`otloss.ops.Kernel`, by object or by its registered name;
+    * a callable ``k(d2, c)`` of squared distances and a constant (plain autograd).
 
     Args:
         x: ``(N, D)`` or ``(B, N, D)`` samples of the first distribution.
         y: ``(M, D)`` or ``(B, M, D)`` samples of the second distribution.
-        kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"`` or a callable.
-        bandwidth: the base constant :math:`c_0`, in the units of the kernel's argument
-            (squared distance for ``"imq"``/``"rbf"``, distance for ``"laplacian"``).
+        x_weights: optional ``(N,)`` / ``(B, N)`` non-negative weights summing to 1; they
+            receive gradients (GM-WAE's weighted MMD). The unbiased estimator needs two
+            samples of positive weight: one sample carrying all the weight leaves no pair
+            :math:`i \ne j` and raises ``ValueError`` (queued with ``torch._assert_async``
+            on accelerators).
+        y_weights: optional ``(M,)`` / ``(B, M)`` weights, likewise.
+        kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"``, a registered name, a
+            :class:`otloss.ops.Kernel` or a callable.
+        bandwidth: the base constant :math:`c_0`, in the units of the kernel's constant
+            (squared distance for ``"imq"``/``"rbf"``, distance for ``"laplacian"``; a
+            plain callable is taken to use squared distances).
             ``None`` uses the expected squared distance :math:`2D` between two draws of a
             unit-variance prior (WAE's convention; :math:`\sqrt{2D}` for ``"laplacian"``);
             ``"median"`` the median squared distance between distinct points of the pooled
@@ -108,15 +130,13 @@ def mmd(
         scales: positive multipliers :math:`s` of :math:`c_0`; the kernel is their sum.
         estimator: ``"unbiased"`` (needs :math:`N, M \ge 2`), ``"biased"`` or ``"linear"``
             (needs :math:`N = M \ge 2`; an odd last sample is dropped; no weights).
-        x_weights: optional ``(N,)`` / ``(B, N)`` non-negative weights summing to 1; they
-            receive gradients (GM-WAE's weighted MMD).
-        y_weights: optional ``(M,)`` / ``(B, M)`` weights, likewise.
 
     Returns:
-        The estimate: a scalar, or ``(B,)`` for batched inputs, in the input dtype
-        (half precision is computed in float32). Gradients reach the points and the
-        weights; the built-in kernels give first-order gradients only (no double
-        backward, e.g. for a gradient penalty through the MMD: use a callable kernel).
+        The estimate: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``), in
+        the input dtype (half precision is computed in float32). A NaN or infinite
+        coordinate gives NaN. Gradients reach the points and the weights; registered
+        kernels give first-order gradients only (no double backward, e.g. for a gradient
+        penalty through the MMD: use a plain callable kernel).
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -129,9 +149,9 @@ def mmd(
         >>> mmd(z, prior).backward()
     """
     x, y = check_pair(x, y)
-    kernel = _check_kernel(kernel)
-    bandwidth = _check_bandwidth(bandwidth)
-    scales = _check_scales(scales)
+    kernel = check_kernel(kernel)
+    bandwidth = check_bandwidth(bandwidth)
+    scales = check_scales(scales)
     check_choice("estimator", estimator, ESTIMATORS)
     n, m = x.shape[-2], y.shape[-2]
     if estimator == "unbiased":
@@ -151,21 +171,27 @@ def mmd(
             )
     x_weights = check_weights("x_weights", x_weights, x)
     y_weights = check_weights("y_weights", y_weights, y)
+    if estimator == "unbiased":
+        why = "the unbiased MMD estimator (pairs i != j)"
+        check_spread_weights("x_weights", x_weights, why)
+        check_spread_weights("y_weights", y_weights, why)
 
+    batched = x.dim() == 3
+    if batched and x.shape[0] == 0:
+        return x.sum(dim=(-2, -1))  # the empty (0,) result, still part of the graph
     out_dtype = x.dtype
     dtype = compute_dtype(x.dtype)
-    with torch.autocast(x.device.type, enabled=False):
-        batched = x.dim() == 3
+    with autocast_disabled(x.device):
         x, y = _as_batch(x.to(dtype), batched), _as_batch(y.to(dtype), batched)
         a = None if x_weights is None else _as_batch(x_weights.to(dtype), batched)
         b = None if y_weights is None else _as_batch(y_weights.to(dtype), batched)
         c0 = _base_constant(kernel, bandwidth, x, y)
         if estimator == "linear":
             value = _linear_mmd(x, y, kernel, c0, scales)
-        elif callable(kernel):
-            value = _dense_mmd(x, y, a, b, kernel, c0, scales, estimator == "unbiased")
-        else:
+        elif isinstance(kernel, Kernel):
             value = _fused_mmd(x, y, a, b, kernel, c0, scales, estimator == "unbiased")
+        else:
+            value = _dense_mmd(x, y, a, b, kernel, c0, scales, estimator == "unbiased")
         if not batched:
             value = value[0]
     return value.to(out_dtype)
@@ -184,10 +210,11 @@ class MMD(nn.Module):
     prior). See :func:`mmd` for the kernels, bandwidth rules and estimators; the default
     ``"unbiased"`` U-statistic has expectation exactly :math:`\mathrm{MMD}^2` (so it can be
     negative), ``"biased"`` is the V-statistic, ``"linear"`` the linear-time estimator.
+    The configuration is validated here, at construction.
 
     Args:
-        kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"`` or a callable
-            ``k(d2, c)``.
+        kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"``, a registered name, an
+            :class:`otloss.ops.Kernel` or a callable ``k(d2, c)``.
         bandwidth: base constant :math:`c_0`, ``None`` (:math:`2D`) or ``"median"``.
         scales: multipliers of :math:`c_0` summed over.
         estimator: ``"unbiased"``, ``"biased"`` or ``"linear"``.
@@ -205,15 +232,16 @@ class MMD(nn.Module):
 
     def __init__(
         self,
-        kernel: Kernel = "imq",
+        kernel: KernelArg = "imq",
         bandwidth: Bandwidth = None,
         scales: Sequence[float] = DEFAULT_SCALES,
         estimator: str = "unbiased",
     ) -> None:
         super().__init__()
-        self.kernel = _check_kernel(kernel)
-        self.bandwidth = _check_bandwidth(bandwidth)
-        self.scales = _check_scales(scales)
+        check_kernel(kernel)
+        self.kernel = kernel  # a name stays a name: resolved in the registry at each call
+        self.bandwidth = check_bandwidth(bandwidth)
+        self.scales = check_scales(scales)
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
 
     def forward(
@@ -227,45 +255,24 @@ class MMD(nn.Module):
         return mmd(
             x,
             y,
-            self.kernel,
-            self.bandwidth,
-            self.scales,
-            self.estimator,
-            x_weights=x_weights,
-            y_weights=y_weights,
+            x_weights,
+            y_weights,
+            kernel=self.kernel,
+            bandwidth=self.bandwidth,
+            scales=self.scales,
+            estimator=self.estimator,
         )
 
     def extra_repr(self) -> str:
-        kernel = self.kernel if isinstance(self.kernel, str) else getattr(
-            self.kernel, "__name__", "callable"
-        )
+        kernel = self.kernel
+        if not isinstance(kernel, str):
+            kernel = kernel.name if isinstance(kernel, Kernel) else getattr(
+                kernel, "__name__", "callable"
+            )
         return (
             f"kernel={kernel!r}, bandwidth={self.bandwidth!r}, scales={self.scales}, "
             f"estimator={self.estimator!r}"
         )
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_kernel(kernel: object) -> Kernel:
-    if callable(kernel):
-        return kernel  # type: ignore[return-value]
-    return check_choice("kernel", kernel, tuple(KERNELS))
-
-
-def _check_bandwidth(bandwidth: object) -> Bandwidth:
-    if bandwidth is None or bandwidth == "median":
-        return bandwidth  # type: ignore[return-value]
-    if isinstance(bandwidth, str):
-        raise ValueError(f"unknown bandwidth {bandwidth!r}; expected a number, None or 'median'")
-    return check_positive("bandwidth", bandwidth)  # type: ignore[arg-type]
-
-
-def _check_scales(scales: object) -> tuple[float, ...]:
-    if isinstance(scales, (int, float)) or not isinstance(scales, Sequence) or not scales:
-        raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
-    return tuple(check_positive("each scale", s) for s in scales)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -275,14 +282,19 @@ def _as_batch(t: Tensor, batched: bool) -> Tensor:
     return t if batched else t.unsqueeze(0)
 
 
-def _base_constant(kernel: Kernel, bandwidth: Bandwidth, x: Tensor, y: Tensor) -> float | Tensor:
-    """The base constant c0: a float, or a ``(B,)`` tensor for the median heuristic."""
-    as_distance = kernel == "laplacian"
-    if kernel == "energy":
+def _base_constant(
+    kernel: KernelArg, bandwidth: Bandwidth, x: Tensor, y: Tensor
+) -> float | Tensor:
+    """The base constant c0: a float, or a ``(B,)`` tensor for the median heuristic.
+
+    The rules give squared distances; a :class:`Kernel` converts them to its constant's
+    units (a plain callable is taken to use squared distances).
+    """
+    units = kernel.constant_from_sqdist if isinstance(kernel, Kernel) else (lambda d2: d2)
+    if isinstance(kernel, Kernel) and kernel.power == 0:
         return 1.0
     if bandwidth is None:
-        c0 = 2.0 * x.shape[-1]
-        return math.sqrt(c0) if as_distance else c0
+        return float(units(2.0 * x.shape[-1]))
     if isinstance(bandwidth, float):
         return bandwidth
     med = median_sqdist(x, y)
@@ -292,7 +304,7 @@ def _base_constant(kernel: Kernel, bandwidth: Bandwidth, x: Tensor, y: Tensor) -
     fallback = 2 * pooled.var(dim=-2).sum(-1)
     med = torch.where(med > 0, med, fallback)
     med = torch.where(med > 0, med, torch.ones_like(med))
-    return med.sqrt() if as_distance else med
+    return units(med)
 
 
 def _constant_view(c0: float | Tensor, dims: int) -> float | Tensor:
@@ -304,8 +316,11 @@ def _constant_view(c0: float | Tensor, dims: int) -> float | Tensor:
 
 
 def _linear_mmd(
-    x: Tensor, y: Tensor, kernel: Kernel, c0: float | Tensor, scales: tuple[float, ...]
+    x: Tensor, y: Tensor, kernel: KernelArg, c0: float | Tensor, scales: tuple[float, ...]
 ) -> Tensor:
+    # Centred on the joint mean like every other path: the kernel is translation
+    # invariant, and an infinite coordinate becomes NaN here instead of a kernel value 0.
+    x, y = center_pair(x, y)[:2]
     half = x.shape[-2] // 2
     x0, x1 = x[:, 0 : 2 * half : 2], x[:, 1 : 2 * half : 2]
     y0, y1 = y[:, 0 : 2 * half : 2], y[:, 1 : 2 * half : 2]
@@ -327,7 +342,7 @@ def _dense_mmd(
     y: Tensor,
     a: Tensor | None,
     b: Tensor | None,
-    kernel: Kernel,
+    kernel: KernelArg,
     c0: float | Tensor,
     scales: tuple[float, ...],
     unbiased: bool,
@@ -354,13 +369,24 @@ def _within(k: Tensor, w: Tensor, unbiased: bool) -> Tensor:
     return total / _unbiased_norm(w)
 
 
-def _unbiased_norm(w: Tensor) -> Tensor:
-    """1 - sum w_i^2: N (N - 1) / N^2 for uniform weights, so the U-statistic is recovered.
+def _others(w: Tensor) -> Tensor:
+    """:math:`\\sum_{j \\ne i} w_j` for each i, as sums of the other weights (no
+    cancellation: near a one-hot vector, ``1 - w_i`` would lose the small weights)."""
+    zero = w.new_zeros(*w.shape[:-1], 1)
+    before = torch.cat([zero, w[..., :-1].cumsum(-1)], -1)
+    after = torch.cat([w[..., 1:].flip(-1).cumsum(-1).flip(-1), zero], -1)
+    return before + after
 
-    It is 0 only when one sample carries all the weight (no pair i != j has any); it is
-    floored so that case gives 0 rather than 0 / 0.
+
+def _unbiased_norm(w: Tensor) -> Tensor:
+    """:math:`\\sum_{i \\ne j} w_i w_j` (:math:`1 - \\sum_i w_i^2` for weights summing to 1):
+    N (N - 1) / N^2 for uniform weights, so the U-statistic is recovered.
+
+    It is positive whenever two samples carry weight (the estimator checks that), and
+    accurate however close the weights are to one-hot, so the estimate and its weight
+    gradient stay finite and exact there.
     """
-    return (1 - (w * w).sum(-1)).clamp_min(torch.finfo(w.dtype).eps)
+    return (w * _others(w)).sum(-1)
 
 
 def _uniform(t: Tensor) -> Tensor:
@@ -376,26 +402,23 @@ def _fused_mmd(
     y: Tensor,
     a: Tensor | None,
     b: Tensor | None,
-    kernel: str,
+    kernel: Kernel,
     c0: float | Tensor,
     scales: tuple[float, ...],
     unbiased: bool,
 ) -> Tensor:
-    """Centre and rescale so the kernel argument is ``|xs_i - ys_j|^2 / (s, or s^2)``."""
-    n, m = x.shape[-2], y.shape[-2]
-    center = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (n + m)
-    # Coordinates in which the kernel constant is 1: d^2 / c0 for imq/rbf, d / c0 for
-    # laplacian, d itself for energy.
-    sigma = c0 if kernel == "laplacian" else c0**0.5 if kernel in ("imq", "rbf") else 1.0
-    sigma = _constant_view(sigma, 2)
-    xs, ys = (x - center) / sigma, (y - center) / sigma
+    """Centre and rescale to the coordinates in which the kernel's base constant is 1."""
+    xc, yc, x2, y2 = center_pair(x, y)
+    unit = kernel.unit_length(c0)  # the argument becomes d^2 / c0 (imq, rbf), d / c0, d
+    xs, ys = xc / _constant_view(unit, 2), yc / _constant_view(unit, 2)
+    x2, y2 = x2 / _constant_view(unit, 1) ** 2, y2 / _constant_view(unit, 1) ** 2
     a = _uniform(x) if a is None else a
     b = _uniform(y) if b is None else b
     # needs_input_grad inside a Function ignores no_grad mode, so decide here.
     grad = torch.is_grad_enabled()
     needs = tuple(grad and t.requires_grad for t in (xs, ys, a, b))
-    block = _CPU_BLOCK if x.device.type == "cpu" else _DEVICE_BLOCK
-    return _FusedMMD.apply(xs, ys, a, b, kernel, scales, unbiased, needs, block)
+    block = _CPU_BLOCK * torch.get_num_threads() if x.device.type == "cpu" else _DEVICE_BLOCK
+    return _FusedMMD.apply(xs, ys, x2, y2, a, b, kernel, scales, unbiased, needs, block)
 
 
 class _FusedMMD(torch.autograd.Function):
@@ -423,16 +446,18 @@ class _FusedMMD(torch.autograd.Function):
         ctx,
         xs: Tensor,
         ys: Tensor,
+        x2: Tensor,
+        y2: Tensor,
         a: Tensor,
         b: Tensor,
-        kernel: str,
+        kernel: Kernel,
         scales: tuple[float, ...],
         unbiased: bool,
         needs: tuple[bool, bool, bool, bool],
         block: int,
     ) -> Tensor:
         need_x, need_y, need_a, need_b = needs
-        plan = _Plan(xs, ys, a, b, _ELEMENTWISE[kernel], scales, unbiased, needs)
+        plan = _Plan(xs, ys, x2, y2, a, b, kernel.accumulate_scales, scales, unbiased, needs)
         sums = _run_strips(plan, block)
         for key in ("kw_x", "kw_y", "kb", "kta"):
             if key in sums:
@@ -457,11 +482,12 @@ class _FusedMMD(torch.autograd.Function):
             grads[1] = (2 * point_grad(ys, b, sums["acc_yy"]) / zy[:, None, None]
                         - 2 * point_grad(ys, b, sums["acc_yx"]))
         if need_a:
+            # d(sum_{i != j} a_i a_j) / da_i = 2 sum_{j != i} a_j
             ga = 2 * sums["kw_x"] / zx[:, None] - 2 * sums["kb"]
-            grads[2] = ga + 2 * a * (sxx / zx**2)[:, None] if unbiased else ga
+            grads[2] = ga - 2 * _others(a) * (sxx / zx**2)[:, None] if unbiased else ga
         if need_b:
             gb = 2 * sums["kw_y"] / zy[:, None] - 2 * sums["kta"]
-            grads[3] = gb + 2 * b * (syy / zy**2)[:, None] if unbiased else gb
+            grads[3] = gb - 2 * _others(b) * (syy / zy**2)[:, None] if unbiased else gb
         ctx.grads = grads
         return value
 
@@ -474,7 +500,7 @@ class _FusedMMD(torch.autograd.Function):
                 out.append(None)
             else:
                 out.append(g * grad_value.reshape(-1, *([1] * (g.dim() - 1))))
-        return (*out, None, None, None, None, None)
+        return (out[0], out[1], None, None, out[2], out[3], None, None, None, None, None)
 
 
 class _Plan:
@@ -485,12 +511,12 @@ class _Plan:
     ``block`` elements.
     """
 
-    def __init__(self, xs, ys, a, b, evaluate, scales, unbiased, needs):  # type: ignore[no-untyped-def]
+    def __init__(self, xs, ys, x2, y2, a, b, evaluate, scales, unbiased, needs):  # type: ignore[no-untyped-def]
         self.xs, self.ys, self.a, self.b = xs, ys, a, b
         self.evaluate, self.scales, self.unbiased = evaluate, scales, unbiased
         self.need_x, self.need_y, _, self.need_b = needs
-        self.px, self.qx = _augmented(xs)
-        self.py, self.qy = _augmented(ys)
+        self.px, self.qx = _augmented(xs, x2)
+        self.py, self.qy = _augmented(ys, y2)
         self.ac, self.bc = a.unsqueeze(-1), b.unsqueeze(-1)
         # Right-hand sides of the gradient matmuls: [w z, w].
         self.rx = torch.cat([self.ac * xs, self.ac], -1) if self.need_x or self.need_y else None
@@ -568,62 +594,26 @@ class _Plan:
 
 
 def _run_strips(plan: _Plan, block: int) -> dict[str, Tensor]:
-    """Run every strip, on the CPU split between ``torch.get_num_threads()`` workers.
+    """Run every strip in turn into one set of accumulators.
 
-    Each worker runs its strips with single-threaded operations into its own
-    accumulators, summed at the end. Thread-parallel operations would instead meet at a
-    barrier after each of the thousands of small in-cache operations, which is slow when
-    the cores are shared (a descheduled thread stalls every operation). Torch's thread
-    count is set to 1 for the duration of the call and restored afterwards.
+    Parallelism is torch's own: each strip is one set of operations over about ``block``
+    elements, which the intra-op thread pool splits between its threads (the caller sizes
+    ``block`` by the thread count). No thread is started and no global setting changed.
     """
     xs = plan.xs
-    strips = plan.strips(block)
-    workers = torch.get_num_threads() if xs.device.type == "cpu" else 1
-    workers = max(1, min(workers, len(strips)))
     bsz, n, m = xs.shape[0], xs.shape[1], plan.ys.shape[1]
     # The largest strip: about `block` elements, at least one row, at most a matrix.
     size = min(max(block, bsz * max(n, m)), bsz * max(n * max(n, m), m * m))
-
-    def work(index: int, results: list) -> None:  # type: ignore[type-arg]
-        if workers > 1:
-            torch.set_num_threads(1)  # this thread's OpenMP / MKL settings
-        acc = plan.accumulators()
-        buffers = [torch.empty(size, dtype=xs.dtype, device=xs.device) for _ in range(4)]
-        for strip in strips[index::workers]:
-            plan.run(strip, acc, buffers)
-        results[index] = acc
-
-    results: list = [None] * workers  # type: ignore[type-arg]
-    if workers == 1:
-        work(0, results)
-        return results[0]
-    threads_before = torch.get_num_threads()
-    errors: list[BaseException] = []
-
-    def guarded(index: int) -> None:
-        try:
-            work(index, results)
-        except BaseException as exc:  # re-raised in the calling thread
-            errors.append(exc)
-
-    try:
-        torch.set_num_threads(1)
-        pool = [threading.Thread(target=guarded, args=(i,)) for i in range(1, workers)]
-        for t in pool:
-            t.start()
-        guarded(0)
-        for t in pool:
-            t.join()
-    finally:
-        torch.set_num_threads(threads_before)
-    if errors:
-        raise errors[0]
-    return {key: sum(r[key] for r in results) for key in results[0]}
+    acc = plan.accumulators()
+    buffers = [torch.empty(size, dtype=xs.dtype, device=xs.device) for _ in range(4)]
+    for strip in plan.strips(block):
+        plan.run(strip, acc, buffers)
+    return acc
 
 
-def _augmented(z: Tensor) -> tuple[Tensor, Tensor]:
-    """P, Q with ``P_i . Q_j = |z_i|^2 + |z_j|^2 - 2 z_i . z_j``."""
-    sq = (z * z).sum(-1, keepdim=True)
+def _augmented(z: Tensor, sq: Tensor) -> tuple[Tensor, Tensor]:
+    """P, Q with ``P_i . Q_j = |z_i|^2 + |z_j|^2 - 2 z_i . z_j``, from the squared norms."""
+    sq = sq.unsqueeze(-1)
     ones = torch.ones_like(sq)
     return torch.cat([z, sq, ones], -1), torch.cat([-2 * z, ones, sq], -1)
 
@@ -631,64 +621,3 @@ def _augmented(z: Tensor) -> tuple[Tensor, Tensor]:
 def _views(buffers: list[Tensor], shape: tuple[int, ...]) -> list[Tensor]:
     numel = math.prod(shape)
     return [buf[:numel].view(shape) for buf in buffers]
-
-
-# Elementwise kernels on a block of squared distances ``d2`` (in units where the base
-# constant is 1), in place: ``k`` receives sum_s k_s(d2) and, when ``need_g``, ``g``
-# receives -d k / d d2. ``d2`` and ``tmp`` are scratch. Every line is one pass over the
-# block, which is what the blocking keeps in cache.
-
-
-def _imq_block(d2, tmp, k, g, scales, need_g):  # type: ignore[no-untyped-def]
-    for idx, s in enumerate(scales):
-        torch.add(d2, s, out=tmp)
-        tmp.reciprocal_()  # 1 / (s + d2)
-        if idx == 0:
-            torch.mul(tmp, s, out=k)
-            if need_g:
-                torch.mul(k, tmp, out=g)  # s / (s + d2)^2
-        else:
-            k.add_(tmp, alpha=s)
-            if need_g:
-                g.addcmul_(tmp, tmp, value=s)
-
-
-def _rbf_block(d2, tmp, k, g, scales, need_g):  # type: ignore[no-untyped-def]
-    for idx, s in enumerate(scales):
-        if idx == 0:
-            torch.mul(d2, -1.0 / s, out=k)
-            k.exp_()
-            if need_g:
-                torch.mul(k, 1.0 / s, out=g)
-        else:
-            torch.mul(d2, -1.0 / s, out=tmp)
-            tmp.exp_()
-            k.add_(tmp)
-            if need_g:
-                g.add_(tmp, alpha=1.0 / s)
-
-
-def _laplacian_block(d2, tmp, k, g, scales, need_g):  # type: ignore[no-untyped-def]
-    d = d2.sqrt_()
-    _rbf_block(d, tmp, k, g, scales, need_g)  # exp(-d / s): the same recursion in d
-    if need_g:
-        # -dk/d(d2) = (-dk/dd) / (2 d), and 0 where d == 0 (the safe-sqrt subgradient).
-        torch.mul(d, 2.0, out=tmp)
-        g.div_(tmp).nan_to_num_(nan=0.0, posinf=0.0)
-
-
-def _energy_block(d2, tmp, k, g, scales, need_g):  # type: ignore[no-untyped-def]
-    d = d2.sqrt_()
-    count = float(len(scales))
-    torch.mul(d, -count, out=k)
-    if need_g:
-        torch.reciprocal(d, out=g)  # -dk/d(d2) = count / (2 d), 0 at d == 0
-        g.mul_(count / 2).nan_to_num_(nan=0.0, posinf=0.0)
-
-
-_ELEMENTWISE: dict[str, Callable[..., None]] = {
-    "imq": _imq_block,
-    "rbf": _rbf_block,
-    "laplacian": _laplacian_block,
-    "energy": _energy_block,
-}

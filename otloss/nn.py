@@ -20,7 +20,7 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
-from otloss._checks import check_count
+from otloss._checks import check_batch_shape, check_count, check_image_shape, check_widths
 
 __all__ = [
     "ACTIVATIONS",
@@ -63,24 +63,6 @@ def _activation(activation: Activation) -> nn.Module:
     raise TypeError(f"activation must be a name or a callable, got {type(activation).__name__}")
 
 
-def _widths(name: str, widths: Sequence[int], *, allow_empty: bool) -> tuple[int, ...]:
-    widths = tuple(widths)
-    if not widths and not allow_empty:
-        raise ValueError(f"{name} must name at least one layer width, got ()")
-    return tuple(check_count(f"{name}[{i}]", w) for i, w in enumerate(widths))
-
-
-def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    if not isinstance(image_size, Sequence):
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    size = tuple(image_size)
-    if len(size) != 2:
-        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-    return check_count("image_size[0]", size[0]), check_count("image_size[1]", size[1])
-
-
 def feature_sizes(image_size: int | Sequence[int], depth: int) -> list[tuple[int, int]]:
     """Spatial sizes ``[(H, W), ..., (H_depth, W_depth)]`` through ``depth`` stride-2 convolutions.
 
@@ -90,7 +72,7 @@ def feature_sizes(image_size: int | Sequence[int], depth: int) -> list[tuple[int
         ValueError: the image is smaller than ``2 ** depth`` pixels on a side, so a feature
             map would vanish.
     """
-    height, width = _image_size(image_size)
+    height, width = check_image_shape(image_size)
     if min(height, width) < 2**depth:
         raise ValueError(
             f"image_size {(height, width)} is too small for {depth} stride-2 convolutions: "
@@ -101,16 +83,6 @@ def feature_sizes(image_size: int | Sequence[int], depth: int) -> list[tuple[int
         h, w = sizes[-1]
         sizes.append((h // 2, w // 2))
     return sizes
-
-
-def _check_input(name: str, t: Tensor, expected: tuple[int, ...], what: str) -> None:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != len(expected) + 1 or tuple(t.shape[1:]) != expected:
-        raise ValueError(
-            f"{name} must have shape (N, {', '.join(map(str, expected))}) ({what}), "
-            f"got {tuple(t.shape)}"
-        )
 
 
 class MLP(nn.Sequential):
@@ -143,7 +115,7 @@ class MLP(nn.Sequential):
     ) -> None:
         widths = (
             check_count("in_features", in_features),
-            *_widths("hidden", hidden, allow_empty=True),
+            *check_widths("hidden", hidden, allow_empty=True),
             check_count("out_features", out_features),
         )
         layers: list[nn.Module] = []
@@ -156,7 +128,7 @@ class MLP(nn.Sequential):
         self.out_features = out_features
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input("x", x, (self.in_features,), "a batch of vectors")
+        check_batch_shape("x", x, (self.in_features,), "a batch of vectors")
         return super().forward(x)
 
 
@@ -206,7 +178,7 @@ class ConvEncoder(nn.Module):
         super().__init__()
         self.in_channels = check_count("in_channels", in_channels)
         self.out_features = check_count("out_features", out_features)
-        channels = _widths("channels", channels, allow_empty=False)
+        channels = check_widths("channels", channels, allow_empty=False)
         sizes = feature_sizes(image_size, len(channels))
         self.image_size = sizes[0]
         layers: list[nn.Module] = []
@@ -217,7 +189,7 @@ class ConvEncoder(nn.Module):
         self.head = MLP(channels[-1] * h * w, out_features, hidden, activation=activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input("x", x, (self.in_channels, *self.image_size), "a batch of images")
+        check_batch_shape("x", x, (self.in_channels, *self.image_size), "a batch of images")
         return self.head(self.convs(x))
 
 
@@ -268,7 +240,7 @@ class ConvDecoder(nn.Module):
         self.latent_dim = check_count("latent_dim", latent_dim)
         self.out_channels = check_count("out_channels", out_channels)
         self.output = output
-        channels = _widths("channels", channels, allow_empty=False)
+        channels = check_widths("channels", channels, allow_empty=False)
         sizes = feature_sizes(image_size, len(channels))
         self.image_size = sizes[0]
         self._map_shape = (channels[-1], *sizes[-1])
@@ -292,7 +264,7 @@ class ConvDecoder(nn.Module):
         self.deconvs = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        _check_input("z", z, (self.latent_dim,), "a batch of latent codes")
+        check_batch_shape("z", z, (self.latent_dim,), "a batch of latent codes")
         return self.deconvs(self.head(z).view(z.shape[0], *self._map_shape))
 
 

@@ -18,7 +18,17 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_choice, check_count, check_floating, check_positive
+from otloss._checks import (
+    check_choice,
+    check_count,
+    check_floating,
+    check_generator,
+    check_latent_codes,
+    check_positive,
+    check_samples_of_shape,
+)
+from otloss.nn import MLP
+from otloss.ops import LOG_2PI
 
 __all__ = [
     "FactorizedNeuralPrior",
@@ -28,9 +38,6 @@ __all__ = [
     "PseudoInputPrior",
     "StandardNormal",
 ]
-
-_LOG_2PI = math.log(2 * math.pi)
-
 
 class _Prior(nn.Module):
     """Shared plumbing: ``latent_dim``, device/dtype of the noise, ``sample``, ``forward``."""
@@ -46,16 +53,19 @@ class _Prior(nn.Module):
         return {"device": ref.device, "dtype": ref.dtype}
 
     def _noise(self, *shape: int, generator: torch.Generator | None) -> Tensor:
+        check_generator("generator", generator)
         return torch.randn(*shape, generator=generator, **self._factory())
 
-    def _check_z(self, z: object) -> Tensor:
-        z = check_floating("z", z)
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"z must have shape (..., {self.latent_dim}) for latent_dim={self.latent_dim}, "
-                f"got {tuple(z.shape)}"
-            )
-        return z
+    def _choice(self, k: int, n: int, generator: torch.Generator | None) -> Tensor:
+        """``(n,)`` indices drawn uniformly from ``range(k)`` on the module's device."""
+        check_generator("generator", generator)
+        return torch.randint(k, (n,), generator=generator, device=self._factory()["device"])
+
+    def _check_z(self, z: object, *, match_dtype: bool = False) -> Tensor:
+        """``z (..., L)``; ``match_dtype``: also in the dtype and on the device of the
+        prior's parameters (the densities that solve linear systems with them)."""
+        factory = self._factory() if match_dtype else {}
+        return check_latent_codes("z", z, self.latent_dim, **factory)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError
@@ -90,18 +100,11 @@ class StandardNormal(_Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         r""":math:`\log \mathcal{N}(z; 0, I) = -\tfrac12(\|z\|^2 + L \log 2\pi)`."""
         z = self._check_z(z)
-        return -0.5 * (z.pow(2).sum(-1) + self.latent_dim * _LOG_2PI)
+        return -0.5 * (z.pow(2).sum(-1) + self.latent_dim * LOG_2PI)
 
 
 def _activation() -> nn.Module:
     return nn.LeakyReLU(0.2)
-
-
-def _check_width(hidden: int, depth: int) -> None:
-    check_count("hidden", hidden)
-    check_count("depth", depth)
-    if depth < 2:
-        raise ValueError(f"depth counts layers including the output layer; need >= 2, got {depth}")
 
 
 class _NormalizedOutput(_Prior):
@@ -147,14 +150,10 @@ class NeuralPrior(_NormalizedOutput):
         self, latent_dim: int, hidden: int = 256, *, depth: int = 3, normalize: bool = False
     ) -> None:
         super().__init__(latent_dim, normalize)
-        _check_width(hidden, depth)
-        sizes = [latent_dim] + [hidden] * (depth - 1) + [latent_dim]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-            if i:
-                layers.append(_activation())
-            layers.append(nn.Linear(a, b))
-        self.net = nn.Sequential(*layers)
+        check_count("hidden", hidden)
+        check_count("depth (layers including the output layer)", depth, minimum=2)
+        self.net = MLP(latent_dim, latent_dim, hidden=(hidden,) * (depth - 1),
+                       activation=_activation)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples :math:`g_\\theta(\\epsilon)`."""
@@ -189,7 +188,8 @@ class FactorizedNeuralPrior(_NormalizedOutput):
         self, latent_dim: int, hidden: int = 64, *, depth: int = 3, normalize: bool = False
     ) -> None:
         super().__init__(latent_dim, normalize)
-        _check_width(hidden, depth)
+        check_count("hidden", hidden)
+        check_count("depth (layers including the output layer)", depth, minimum=2)
         sizes = [1] + [hidden] * (depth - 1) + [1]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
@@ -216,7 +216,7 @@ def _mixture_log_prob(z: Tensor, log_weights: Tensor, means: Tensor, scales: Ten
     white = torch.linalg.solve(scales, diff.permute(1, 2, 0))  # (K, L, P)
     maha = white.pow(2).sum(1).T  # (P, K)
     logdet = torch.linalg.slogdet(scales).logabsdet  # (K,)
-    comp = -0.5 * (maha + z.shape[-1] * _LOG_2PI) - logdet
+    comp = -0.5 * (maha + z.shape[-1] * LOG_2PI) - logdet
     return torch.logsumexp(comp + log_weights, dim=-1).reshape(lead)
 
 
@@ -315,8 +315,9 @@ class GaussianMixturePrior(_Prior):
         return z.reshape(-1, self.latent_dim), weights
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """Mixture log-density at ``z (..., L)`` -> ``(...)``; needs invertible :math:`M_k`."""
-        z = self._check_z(z)
+        """Mixture log-density at ``z (..., L)`` -> ``(...)``; needs invertible :math:`M_k`.
+        ``z`` must have the parameters' dtype and device (``TypeError``/``ValueError``)."""
+        z = self._check_z(z, match_dtype=True)
         return _mixture_log_prob(z, torch.log_softmax(self.logits, 0), self.means, self.scales)
 
     def extra_repr(self) -> str:
@@ -458,13 +459,14 @@ class FixedGaussianMixture(_Prior):
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n, L)`` samples, components drawn uniformly."""
         n = check_count("n", n)
-        k = torch.randint(self.n_components, (n,), generator=generator, device=self.means.device)
+        k = self._choice(self.n_components, n, generator)
         eps = self._noise(n, self.latent_dim, generator=generator)
         return self.means[k] + torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """Mixture log-density at ``z (..., L)`` -> ``(...)``."""
-        z = self._check_z(z)
+        """Mixture log-density at ``z (..., L)`` -> ``(...)``; ``z`` in the buffers' dtype
+        and on their device."""
+        z = self._check_z(z, match_dtype=True)
         log_w = torch.log(self.weights)
         return _mixture_log_prob(z, log_w, self.means, self.scale_tril)
 
@@ -586,13 +588,7 @@ class PseudoInputPrior(_Prior):
         self.raw_pseudo_inputs.copy_(x[idx])
 
     def _check_x(self, x: object) -> Tensor:
-        x = check_floating("x", x)
-        if tuple(x.shape[1:]) != self.input_shape or x.shape[0] == 0:
-            raise ValueError(
-                f"x must have shape (N, {', '.join(map(str, self.input_shape))}) with N >= 1 "
-                f"for input_shape={self.input_shape}, got {tuple(x.shape)}"
-            )
-        return x
+        return check_samples_of_shape("x", x, self.input_shape)
 
     def conditional(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mu, logvar)`` of the conditional priors of the pseudo-inputs ``index`` (all
@@ -614,8 +610,7 @@ class PseudoInputPrior(_Prior):
         Only the ``n`` drawn pseudo-inputs go through ``encoder_net``.
         """
         n = check_count("n", n)
-        device = self.raw_pseudo_inputs.device
-        index = torch.randint(self.n_pseudo, (n,), generator=generator, device=device)
+        index = self._choice(self.n_pseudo, n, generator)
         return self._sample_at(index, generator)
 
     @torch.no_grad()
@@ -670,11 +665,11 @@ class PseudoInputPrior(_Prior):
 
     def log_prob(self, z: Tensor) -> Tensor:
         """Log-density of the uniform mixture at ``z (..., L)`` -> ``(...)`` (K network
-        evaluations)."""
-        z = self._check_z(z)
+        evaluations); ``z`` in the parameters' dtype and on their device."""
+        z = self._check_z(z, match_dtype=True)
         mu, logvar = self.conditional()  # (K, L)
         zz = z.unsqueeze(-2)
-        comp = -0.5 * (((zz - mu) ** 2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+        comp = -0.5 * (((zz - mu) ** 2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
         return torch.logsumexp(comp, dim=-1) - math.log(self.n_pseudo)
 
     def extra_repr(self) -> str:

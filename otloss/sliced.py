@@ -20,18 +20,19 @@ batch items.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from otloss._checks import (
-    check_floating,
+    check_count,
+    check_exponent,
+    check_generator,
     check_pair,
-    check_same_device_dtype,
+    check_projections,
     check_weights,
     compute_dtype,
 )
+from otloss.ops import autocast_disabled, center_pair
 
 __all__ = ["SlicedWasserstein", "sliced_wasserstein"]
 
@@ -39,11 +40,11 @@ __all__ = ["SlicedWasserstein", "sliced_wasserstein"]
 def sliced_wasserstein(
     x: Tensor,
     y: Tensor,
-    n_projections: int = 128,
-    p: float = 2,
-    *,
     x_weights: Tensor | None = None,
     y_weights: Tensor | None = None,
+    *,
+    n_projections: int = 128,
+    p: float = 2,
     projections: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -64,12 +65,12 @@ def sliced_wasserstein(
     Args:
         x: ``(N, D)`` or ``(B, N, D)`` samples.
         y: ``(M, D)`` or ``(B, M, D)`` samples.
-        n_projections: number :math:`P` of random directions drawn when ``projections`` is
-            not given.
-        p: exponent :math:`p \ge 1` of the ground cost :math:`|s - t|^p`.
         x_weights: optional ``(N,)`` / ``(B, N)`` non-negative weights summing to 1 (zero
             weights act as padding); gradients flow into them.
         y_weights: optional ``(M,)`` / ``(B, M)`` weights, likewise.
+        n_projections: number :math:`P` of random directions drawn when ``projections`` is
+            not given.
+        p: exponent :math:`p \ge 1` of the ground cost :math:`|s - t|^p`.
         projections: ``(D, P)`` directions as columns (as in POT), or ``(B, D, P)`` per batch
             item; used as given (pass unit vectors for the sliced distance).
         generator: ``torch.Generator`` (on the inputs' device) for the random directions,
@@ -77,8 +78,9 @@ def sliced_wasserstein(
             batch.
 
     Returns:
-        :math:`SW_p^p`: a scalar, or ``(B,)`` for batched inputs, in the input dtype (half
-        precision is computed in float32).
+        :math:`SW_p^p`: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``),
+        in the input dtype (half precision is computed in float32). A NaN or infinite
+        coordinate gives NaN.
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -91,26 +93,30 @@ def sliced_wasserstein(
         >>> sliced_wasserstein(x, y, n_projections=256, generator=gen)
     """
     x, y = check_pair(x, y)
-    p = _check_p(p)
+    p = check_exponent("p", p)
     x_weights = check_weights("x_weights", x_weights, x)
     y_weights = check_weights("y_weights", y_weights, y)
+    check_generator("generator", generator)
     dim = x.shape[-1]
     if projections is None:
-        _check_n_projections(n_projections)
+        check_count("n_projections", n_projections)
     else:
-        projections = _check_projections(projections, x)
+        projections = check_projections(projections, x)
 
     out_dtype = x.dtype
     dtype = compute_dtype(x.dtype)
-    with torch.autocast(x.device.type, enabled=False):
+    with autocast_disabled(x.device):
         if projections is None:
             theta = torch.randn(dim, n_projections, generator=generator, device=x.device,
                                 dtype=dtype)
             projections = theta / theta.norm(dim=0, keepdim=True)
         projections = projections.to(dtype)
+        # Centred on the joint mean (each 1-D problem is translation invariant): the
+        # projections stay small, and an infinite coordinate becomes NaN, not inf.
+        xc, yc = center_pair(x.to(dtype), y.to(dtype))[:2]
         # (..., N, D) @ (..., D, P) -> (..., P, N): one 1-D problem per direction.
-        xp = (x.to(dtype) @ projections).transpose(-1, -2)
-        yp = (y.to(dtype) @ projections).transpose(-1, -2)
+        xp = (xc @ projections).transpose(-1, -2)
+        yp = (yc @ projections).transpose(-1, -2)
         if x_weights is None and y_weights is None and xp.shape[-1] == yp.shape[-1]:
             cost = _sorted_cost(xp, yp, p)
         else:
@@ -151,8 +157,8 @@ class SlicedWasserstein(nn.Module):
 
     def __init__(self, n_projections: int = 128, p: float = 2) -> None:
         super().__init__()
-        self.n_projections = _check_n_projections(n_projections)
-        self.p = _check_p(p)
+        self.n_projections = check_count("n_projections", n_projections)
+        self.p = check_exponent("p", p)
 
     def forward(
         self,
@@ -160,52 +166,24 @@ class SlicedWasserstein(nn.Module):
         y: Tensor,
         x_weights: Tensor | None = None,
         y_weights: Tensor | None = None,
-        projections: Tensor | None = None,
         *,
+        projections: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """:math:`SW_p^p` between ``x`` and ``y`` (see :func:`sliced_wasserstein`)."""
         return sliced_wasserstein(
             x,
             y,
-            self.n_projections,
-            self.p,
-            x_weights=x_weights,
-            y_weights=y_weights,
+            x_weights,
+            y_weights,
+            n_projections=self.n_projections,
+            p=self.p,
             projections=projections,
             generator=generator,
         )
 
     def extra_repr(self) -> str:
         return f"n_projections={self.n_projections}, p={self.p}"
-
-
-def _check_p(p: object) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p >= 1 or math.isinf(p):
-        raise ValueError(f"p must be a finite number >= 1, got {p!r}")
-    return float(p)
-
-
-def _check_n_projections(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n_projections must be a positive int, got {n!r}")
-    return n
-
-
-def _check_projections(projections: object, x: Tensor) -> Tensor:
-    projections = check_floating("projections", projections)
-    dim = x.shape[-1]
-    batch_ok = projections.dim() == 2 or (
-        projections.dim() == 3 and x.dim() == 3 and projections.shape[0] == x.shape[0]
-    )
-    if not batch_ok or projections.shape[-2] != dim or projections.shape[-1] == 0:
-        expected = f"({dim}, P)" + (f" or ({x.shape[0]}, {dim}, P)" if x.dim() == 3 else "")
-        raise ValueError(
-            f"projections must have shape {expected} (directions as columns) for points of "
-            f"shape {tuple(x.shape)}, got {tuple(projections.shape)}"
-        )
-    check_same_device_dtype(x=x, projections=projections)
-    return projections
 
 
 def _weights(w: Tensor | None, proj: Tensor, dtype: torch.dtype) -> Tensor:

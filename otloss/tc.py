@@ -49,8 +49,8 @@ replace the density estimates by a discriminator (FactorVAE, TCWAE-GAN).
 
 from __future__ import annotations
 
+import functools
 import math
-import operator
 from collections.abc import Callable
 
 import torch
@@ -59,13 +59,20 @@ from torch import Tensor, nn
 
 from otloss._checks import (
     check_choice,
+    check_codes,
+    check_codes_for,
     check_count,
+    check_dataset_size,
     check_floating,
+    check_generator,
     check_min_samples,
-    check_points,
+    check_real,
     check_same_device_dtype,
     compute_dtype,
 )
+from otloss.gaussian import gaussian_entropy, gaussian_log_density
+from otloss.nn import MLP
+from otloss.ops import autocast_disabled
 
 __all__ = [
     "DensityRatioDimwiseKL",
@@ -81,7 +88,6 @@ __all__ = [
 ]
 
 ESTIMATORS = ("mws", "mss")
-_LOG_2PI = math.log(2 * math.pi)
 _MIN_BATCH = 2
 _WHY_BATCH = "the total-correlation estimators (q(z) is estimated from the other codes)"
 
@@ -91,27 +97,6 @@ PriorLogDensity = Callable[[Tensor], Tensor]
 # ---------------------------------------------------------------------------------------------
 # Gaussian log-densities
 # ---------------------------------------------------------------------------------------------
-
-
-def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""Element-wise log-density of :math:`\mathcal N(\mu, e^{\log\sigma^2})`.
-
-    .. math::
-
-        \log \mathcal N(z; \mu, \sigma^2) = -\tfrac12 \bigl(\log 2\pi + \log\sigma^2
-            + (z - \mu)^2 e^{-\log\sigma^2}\bigr)
-
-    computed from ``logvar`` directly (no ``exp`` then ``log``), so tiny variances stay finite.
-
-    Args:
-        z, mu, logvar: broadcastable floating tensors.
-
-    Returns:
-        Tensor of the broadcast shape: one log-density per coordinate (sum the last
-        dimension for a diagonal Gaussian).
-    """
-    scaled = (z - mu) * torch.exp(-0.5 * logvar)
-    return -0.5 * (_LOG_2PI + logvar + scaled * scaled)
 
 
 def pairwise_gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -127,42 +112,12 @@ def pairwise_gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tens
         :math:`\log \mathcal N(z_{id}; \mu_{jd}, \sigma^2_{jd})`; sum the last dimension for
         the joint :math:`\log q(z_i \mid x_j)`.
     """
-    z, mu, logvar = _check_codes(z, mu, logvar, min_samples=1)
+    z, mu, logvar = check_codes(z, mu, logvar, min_samples=1, why=_WHY_BATCH)
     return _pairwise(z, mu, logvar)
 
 
 def _pairwise(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return gaussian_log_density(z.unsqueeze(-2), mu.unsqueeze(-3), logvar.unsqueeze(-3))
-
-
-def gaussian_entropy(logvar: Tensor) -> Tensor:
-    r"""Differential entropy of :math:`\mathcal N(\mu, \operatorname{diag} e^{\log\sigma^2})`.
-
-    .. math::
-
-        H = \tfrac12 \sum_{d=1}^{L} \bigl(1 + \log 2\pi + \log\sigma^2_d\bigr)
-
-    (GWAE's entropy regulariser :math:`R_H`, averaged over the batch by the caller). Exact,
-    no sampling.
-
-    Args:
-        logvar: ``(..., L)`` log-variances.
-
-    Returns:
-        ``(...)``, e.g. ``(N,)`` for ``(N, L)``. Half precision is computed in float32 and
-        cast back.
-
-    Example:
-        >>> gaussian_entropy(torch.zeros(8, 4))   # 4 * 0.5 * (1 + log 2 pi) each
-    """
-    logvar = check_floating("logvar", logvar)
-    if logvar.dim() < 1 or logvar.shape[-1] == 0:
-        raise ValueError(f"logvar must have shape (..., L) with L >= 1, got {tuple(logvar.shape)}")
-    dtype = compute_dtype(logvar.dtype)
-    with torch.autocast(logvar.device.type, enabled=False):
-        lv = logvar.to(dtype)
-        h = 0.5 * (lv.shape[-1] * (1.0 + _LOG_2PI) + lv.sum(-1))
-    return h.to(logvar.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +161,7 @@ def log_importance_weights(
     check_choice("estimator", estimator, ESTIMATORS)
     m = check_count("batch_size", batch_size)
     check_min_samples("the batch", m, _MIN_BATCH, _WHY_BATCH)
-    n = _check_dataset_size(dataset_size, m)
+    n = check_dataset_size(dataset_size, m)
     dtype = dtype if dtype is not None else torch.get_default_dtype()
     if estimator == "mws":
         return torch.full((m, m), -math.log(n * m), dtype=dtype, device=device)
@@ -323,12 +278,12 @@ def _estimate(
     full: bool,
 ) -> dict[str, Tensor]:
     """Validate, compute in float32 or float64, return ``tc`` (and the other terms if full)."""
-    z, mu, logvar = _check_codes(z, mu, logvar, min_samples=_MIN_BATCH)
+    z, mu, logvar = check_codes(z, mu, logvar, min_samples=_MIN_BATCH, why=_WHY_BATCH)
     check_choice("estimator", estimator, ESTIMATORS)
-    dataset_size = _check_dataset_size(dataset_size, z.shape[-2])
+    dataset_size = check_dataset_size(dataset_size, z.shape[-2])
     out_dtype = z.dtype
     dtype = compute_dtype(z.dtype)
-    with torch.autocast(z.device.type, enabled=False):
+    with autocast_disabled(z.device):
         z, mu, logvar = z.to(dtype), mu.to(dtype), logvar.to(dtype)
         log_qzx, log_qz, log_qz_marginals = _log_densities(z, mu, logvar, estimator,
                                                            dataset_size)
@@ -451,22 +406,11 @@ def permute_dims(z: Tensor, *, generator: torch.Generator | None = None) -> Tens
     z = check_floating("z", z)
     if z.dim() < 2:
         raise ValueError(f"z must have shape (..., N, L), got {tuple(z.shape)}")
+    check_generator("generator", generator)
     key_device = generator.device if generator is not None else z.device
     keys = torch.rand(z.shape, generator=generator, device=key_device)
     index = keys.argsort(dim=-2).to(z.device)
     return z.gather(-2, index)
-
-
-def _discriminator(
-    latent_dim: int, hidden: int, depth: int, negative_slope: float
-) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = latent_dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.LeakyReLU(negative_slope)]
-        width = hidden
-    layers.append(nn.Linear(width, 2))
-    return nn.Sequential(*layers)
 
 
 class _DensityRatio(nn.Module):
@@ -478,31 +422,24 @@ class _DensityRatio(nn.Module):
         super().__init__()
         self.latent_dim = check_count("latent_dim", latent_dim)
         hidden = check_count("hidden", hidden)
-        depth = operator.index(depth)
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0 hidden layers, got {depth}")
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-            raise TypeError(f"negative_slope must be a number, got {negative_slope!r}")
-        self.discriminator = _discriminator(self.latent_dim, hidden, depth, float(negative_slope))
+        depth = check_count("depth", depth, minimum=0)
+        slope = check_real("negative_slope", negative_slope)
+        self.discriminator = MLP(
+            self.latent_dim, 2, hidden=(hidden,) * depth,
+            activation=functools.partial(nn.LeakyReLU, slope),
+        )
 
     def log_ratio(self, z: Tensor) -> Tensor:
         r""":math:`\log \frac{D(z)}{1 - D(z)}` = logit 0 - logit 1, shape ``(..., N)``."""
         z = self._check_codes("z", z)
         weight = self.discriminator[-1].weight
-        logits = self.discriminator(z.to(weight.dtype))
-        return (logits[..., 0] - logits[..., 1]).to(z.dtype)
+        # The MLP takes (N, L) rows: batch dimensions are flattened into them and back.
+        logits = self.discriminator(z.to(weight.dtype).reshape(-1, self.latent_dim))
+        log_ratio = logits[:, 0] - logits[:, 1]
+        return log_ratio.reshape(z.shape[:-1]).to(z.dtype)
 
     def _check_codes(self, name: str, z: object) -> Tensor:
-        z = check_points(name, z)
-        if z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"{name} must have latent_dim={self.latent_dim} columns, got shape "
-                f"{tuple(z.shape)}"
-            )
-        device = self.discriminator[-1].weight.device
-        if z.device != device:
-            raise ValueError(f"{name} is on {z.device} but the discriminator is on {device}")
-        return z
+        return check_codes_for(name, z, self.latent_dim, self.discriminator)
 
     def _classification_loss(self, numerator: Tensor, denominator: Tensor) -> Tensor:
         """Cross-entropy of D: class 0 for numerator samples, class 1 for denominator ones."""
@@ -643,36 +580,3 @@ class DensityRatioDimwiseKL(_DensityRatio):
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_dataset_size(dataset_size: object, batch_size: int) -> int:
-    n = check_count("dataset_size", dataset_size)
-    if n < batch_size:
-        raise ValueError(
-            f"dataset_size={n} is smaller than the batch size {batch_size}: the batch is drawn "
-            "from the dataset, so pass the number of training points (>= the batch size)"
-        )
-    return n
-
-
-def _check_codes(
-    z: object, mu: object, logvar: object, *, min_samples: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    z = check_points("z", z)
-    mu = check_floating("mu", mu)
-    logvar = check_floating("logvar", logvar)
-    for name, t in (("mu", mu), ("logvar", logvar)):
-        if t.shape != z.shape:
-            raise ValueError(
-                f"z, mu and logvar must have the same shape (M, L) or (B, M, L), got z "
-                f"{tuple(z.shape)}, mu {tuple(mu.shape)}, logvar {tuple(logvar.shape)} "
-                f"({name} differs)"
-            )
-    check_same_device_dtype(z=z, mu=mu, logvar=logvar)
-    check_min_samples("z", z.shape[-2], min_samples, _WHY_BATCH)
-    return z, mu, logvar

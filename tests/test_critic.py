@@ -281,3 +281,49 @@ def test_critic_on_cuda():
     loss = critic.critic_loss(real, fake)
     loss.backward()
     assert loss.device.type == "cuda" and torch.isfinite(loss)
+
+
+def test_inputs_in_another_dtype_than_the_critic_raise_type_error():
+    critic = KantorovichCritic(nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2),
+                                             nn.Linear(8, 1)))
+    x = torch.randn(6, 3)
+    for dtype in (torch.float16, torch.float64):
+        with pytest.raises(TypeError, match=rf"input 0 has dtype {dtype}.*float32"):
+            critic.estimate(x.to(dtype), x.to(dtype))
+        with pytest.raises(TypeError, match=rf"real\[0\] has dtype {dtype}"):
+            gradient_penalty(critic.net, x.to(dtype), x.to(dtype))
+    joint = JointCritic(x_shape=(3,), latent_dim=2, hidden=8, features=4)
+    with pytest.raises(TypeError, match=r"z has dtype torch.float64"):
+        joint(torch.randn(2, 3), torch.randn(2, 2, dtype=torch.float64))
+
+
+def test_gradient_penalty_needs_gradients_and_says_so():
+    f = nn.Linear(3, 1)
+    x, y = torch.randn(5, 3), torch.randn(5, 3)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        gradient_penalty(f, x, y)
+    with torch.inference_mode():
+        xi = torch.randn(5, 3)
+    with pytest.raises(ValueError, match=r"real was created under torch.inference_mode"):
+        gradient_penalty(f, xi, y)
+    with pytest.raises(ValueError, match="carry no gradient"):
+        gradient_penalty(lambda u: f(u).detach(), x, y)
+    detaching = KantorovichCritic(nn.Sequential(nn.Linear(3, 1), _Detach()), spectral_norm=False)
+    with pytest.raises(ValueError, match="carry no gradient"):
+        detaching.critic_loss(x, y)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
+        gradient_penalty(f, x, y, generator=0)
+    # a critic that ignores a member of the joint input has a zero gradient there
+    gp = gradient_penalty(lambda a, b: a.sum(1), (x, torch.randn(5, 2)), (y, torch.randn(5, 2)))
+    torch.testing.assert_close(gp, torch.tensor((3**0.5 - 1) ** 2))
+
+
+class _Detach(nn.Module):
+    def forward(self, t):
+        return t.detach()
+
+
+def test_joint_critic_wrong_image_size_names_expected_and_actual_shapes():
+    critic = JointCritic(x_shape=(1, 16, 16), latent_dim=2, hidden=16, features=8)
+    with pytest.raises(ValueError, match=r"\(N, 1, 16, 16\).*got \(3, 1, 28, 28\)"):
+        critic(torch.rand(3, 1, 28, 28), torch.randn(3, 2))

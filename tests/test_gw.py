@@ -101,7 +101,7 @@ def test_gradcheck_in_float64(rho):
     assert torch.autograd.gradcheck(lambda a, b: gw(a, b), (x, z))
     scale = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
     dx, dz = pairwise_distances(x.detach()), pairwise_distances(z.detach())
-    assert torch.autograd.gradcheck(lambda s: gw_loss(dx, dz, s, rho), (scale,))
+    assert torch.autograd.gradcheck(lambda s: gw_loss(dx, dz, scale=s, rho=rho), (scale,))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
@@ -150,10 +150,12 @@ def test_gw_loss_is_batched():
     z = torch.randn(4, 10, 2, dtype=torch.float64)
     dx, dz = pairwise_distances(x), pairwise_distances(z)
     scale = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64)
-    batched = gw_loss(dx, dz, scale, rho=2.0)
+    batched = gw_loss(dx, dz, scale=scale, rho=2.0)
     assert batched.shape == (4,)
     for b in range(4):
-        torch.testing.assert_close(batched[b], gw_loss(dx[b], dz[b], scale[b].item(), rho=2.0))
+        torch.testing.assert_close(
+            batched[b], gw_loss(dx[b], dz[b], scale=scale[b].item(), rho=2.0)
+        )
 
 
 def test_half_precision_and_autocast_compute_in_float32():
@@ -226,3 +228,35 @@ def test_gw_on_cuda_matches_cpu():
     x, z = _pair(n=32, dtype=torch.float32)
     gw = GWEstimator()
     torch.testing.assert_close(gw.cuda()(x.cuda(), z.cuda()).cpu(), gw.cpu()(x, z))
+
+
+def test_gw_rejects_featureless_samples_bad_scales_and_negative_distances():
+    x, z = torch.randn(6, 4), torch.randn(6, 2)
+    with pytest.raises(ValueError, match="x has no features"):
+        GWEstimator()(x[:, :0], z)
+    with pytest.raises(ValueError, match="z has no features"):
+        GWEstimator(normalize_z=True)(x, z[:, :0])
+    dx, dz = pairwise_distances(x), pairwise_distances(z)
+    for scale in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            gw_loss(dx, dz, scale=scale)
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            gw_loss(dx, dz, scale=torch.tensor([1.0, scale]).view(2, 1, 1)[1])
+    with pytest.raises(ValueError, match="dx must be non-negative"):
+        gw_loss(dx - 1.0, dz)
+    with pytest.raises(ValueError, match="dz must be non-negative"):
+        gw_loss(dx, -dz)
+    with pytest.raises(ValueError, match="metric's output must be non-negative"):
+        GWEstimator(z_metric=lambda t: -pairwise_distances(t))(x, z)
+    with pytest.raises(TypeError, match="scale must be a number"):
+        gw_loss(dx, dz, scale="1")
+    # A NaN distance is not rejected: it propagates to the result.
+    dx_nan = dx.clone()
+    dx_nan[0, 1] = float("nan")
+    assert torch.isnan(gw_loss(dx_nan, dz))
+
+
+def test_gw_configuration_is_keyword_only():
+    dx = pairwise_distances(torch.randn(5, 2))
+    with pytest.raises(TypeError):
+        gw_loss(dx, dx, 1.0)  # scale positionally

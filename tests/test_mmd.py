@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otloss import MMD, mmd
-from otloss.ops import DEFAULT_SCALES
+from otloss.ops import DEFAULT_SCALES, get_kernel
 from tests.conftest import cuda
 
 mmd_module = importlib.import_module("otloss.mmd")
@@ -87,7 +87,7 @@ def brute_mmd(x, y, kernel, c0, scales, estimator, a=None, b=None):
 @pytest.mark.parametrize("blur", [0.3, 1.0, 2.5])
 def test_biased_rbf_single_scale_is_twice_geomloss_gaussian(blur, block):
     x, y = clouds(40, 30, 3)
-    ours = mmd(x, y, "rbf", bandwidth=2 * blur**2, scales=(1.0,), estimator="biased")
+    ours = mmd(x, y, kernel="rbf", bandwidth=2 * blur**2, scales=(1.0,), estimator="biased")
     ref = 2 * SamplesLoss("gaussian", blur=blur, backend="tensorized")(x, y)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
@@ -102,7 +102,7 @@ def test_weighted_batched_biased_kernels_are_twice_geomloss(block):
     cases = [("rbf", 2 * 0.8**2, "gaussian", 0.0), ("laplacian", 0.8, "laplacian",
              1 - math.exp(-1e-4)), ("energy", 1.0, "energy", 1e-4)]
     for kernel, c0, name, k0_gap in cases:
-        ours = mmd(x, y, kernel, c0, (1.0,), "biased", x_weights=a, y_weights=b)
+        ours = mmd(x, y, a, b, kernel=kernel, bandwidth=c0, scales=(1.0,), estimator="biased")
         ref = 2 * SamplesLoss(name, blur=0.8, backend="tensorized")(a, x, b, y)
         torch.testing.assert_close(ours, ref + k0_gap * diagonal, rtol=1e-9, atol=1e-12)
 
@@ -114,7 +114,7 @@ def test_weighted_batched_biased_kernels_are_twice_geomloss(block):
 @pytest.mark.parametrize("estimator", ["unbiased", "biased"])
 def test_matches_brute_force_double_loop(kernel, estimator, block):
     x, y = clouds(8, 6, 3)
-    ours = mmd(x, y, kernel, bandwidth=1.3, scales=(0.5, 1.0, 4.0), estimator=estimator)
+    ours = mmd(x, y, kernel=kernel, bandwidth=1.3, scales=(0.5, 1.0, 4.0), estimator=estimator)
     ref = brute_mmd(x, y, kernel, 1.3, (0.5, 1.0, 4.0), estimator)
     assert ours.item() == pytest.approx(ref, rel=1e-10, abs=1e-12)
 
@@ -124,7 +124,7 @@ def test_matches_brute_force_double_loop(kernel, estimator, block):
 def test_weighted_matches_brute_force(kernel, estimator, block):
     x, y = clouds(7, 9, 2)
     a, b = simplex(7, seed=4), simplex(9, seed=5)
-    ours = mmd(x, y, kernel, 0.7, (1.0, 3.0), estimator, x_weights=a, y_weights=b)
+    ours = mmd(x, y, a, b, kernel=kernel, bandwidth=0.7, scales=(1.0, 3.0), estimator=estimator)
     ref = brute_mmd(x, y, kernel, 0.7, (1.0, 3.0), estimator, a, b)
     assert ours.item() == pytest.approx(ref, rel=1e-10, abs=1e-12)
 
@@ -135,7 +135,7 @@ def test_default_bandwidth_is_two_d_with_wae_scales():
     assert mmd(x, y).item() == pytest.approx(ref, rel=1e-10)
     # Laplacian's constant is a distance: None means sqrt(2 D).
     ref = brute_mmd(x, y, "laplacian", math.sqrt(8), DEFAULT_SCALES, "unbiased")
-    assert mmd(x, y, "laplacian").item() == pytest.approx(ref, rel=1e-10)
+    assert mmd(x, y, kernel="laplacian").item() == pytest.approx(ref, rel=1e-10)
 
 
 def test_median_bandwidth_is_the_median_pooled_squared_distance():
@@ -144,10 +144,10 @@ def test_median_bandwidth_is_the_median_pooled_squared_distance():
     iu = np.triu_indices(len(z), 1)
     med = float(np.median(((z[:, None] - z[None]) ** 2).sum(-1)[iu]))
     for estimator in ("unbiased", "biased"):
-        ours = mmd(x, y, "rbf", "median", (1.0, 2.0), estimator)
+        ours = mmd(x, y, kernel="rbf", bandwidth="median", scales=(1.0, 2.0), estimator=estimator)
         ref = brute_mmd(x, y, "rbf", med, (1.0, 2.0), estimator)
         assert ours.item() == pytest.approx(ref, rel=1e-6)
-    ours = mmd(x, y, "laplacian", "median", (1.0,))
+    ours = mmd(x, y, kernel="laplacian", bandwidth="median", scales=(1.0,))
     assert ours.item() == pytest.approx(
         brute_mmd(x, y, "laplacian", math.sqrt(med), (1.0,), "unbiased"), rel=1e-6
     )
@@ -156,16 +156,17 @@ def test_median_bandwidth_is_the_median_pooled_squared_distance():
 def test_median_bandwidth_survives_mostly_duplicated_points():
     x = torch.zeros(8, 2, dtype=F64)
     x[0] = 1.0
-    value = mmd(x, x.clone(), "imq", "median")
+    value = mmd(x, x.clone(), kernel="imq", bandwidth="median")
     assert torch.isfinite(value)
-    assert mmd(x, x.clone(), "imq", "median", estimator="biased").item() == pytest.approx(0)
+    value = mmd(x, x.clone(), kernel="imq", bandwidth="median", estimator="biased")
+    assert value.item() == pytest.approx(0)
     same = torch.ones(5, 2, dtype=F64)
-    assert mmd(same, same.clone(), "rbf", "median", estimator="biased").item() == 0
+    assert mmd(same, same.clone(), kernel="rbf", bandwidth="median", estimator="biased").item() == 0
 
 
 def test_linear_estimator_matches_its_definition():
     x, y = clouds(9, 9, 3)  # odd: the last sample is dropped
-    ours = mmd(x, y, "imq", 1.5, (1.0, 2.0), "linear")
+    ours = mmd(x, y, kernel="imq", bandwidth=1.5, scales=(1.0, 2.0), estimator="linear")
     terms = []
     for i in range(4):
         x0, x1, y0, y1 = x[2 * i], x[2 * i + 1], y[2 * i], y[2 * i + 1]
@@ -186,8 +187,8 @@ def test_callable_kernel_uses_the_plain_path_and_matches_builtin():
     for estimator in ("unbiased", "biased", "linear"):
         yy = y if estimator != "linear" else clouds(8, 8, 3)[1]
         torch.testing.assert_close(
-            mmd(x, yy, my_imq, 2.0, estimator=estimator),
-            mmd(x, yy, "imq", 2.0, estimator=estimator),
+            mmd(x, yy, kernel=my_imq, bandwidth=2.0, estimator=estimator),
+            mmd(x, yy, kernel="imq", bandwidth=2.0, estimator=estimator),
         )
 
 
@@ -211,10 +212,10 @@ def test_batched_equals_per_item(block):
     for kernel, bandwidth, estimator in itertools.product(
         KERNELS, (None, 0.9, "median"), ("unbiased", "biased")
     ):
-        batched = mmd(x, y, kernel, bandwidth, estimator=estimator, x_weights=a, y_weights=b)
+        batched = mmd(x, y, a, b, kernel=kernel, bandwidth=bandwidth, estimator=estimator)
         assert batched.shape == (4,)
         for i in range(4):
-            single = mmd(x[i], y[i], kernel, bandwidth, estimator=estimator,
+            single = mmd(x[i], y[i], kernel=kernel, bandwidth=bandwidth, estimator=estimator,
                          x_weights=a[i], y_weights=b[i])
             torch.testing.assert_close(batched[i], single)
     xl, yl = clouds(10, 10, 3, batch=(4,))
@@ -229,9 +230,9 @@ def test_batched_equals_per_item(block):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_uniform_weights_equal_unweighted(estimator, kernel, block):
     x, y = clouds(9, 6, 3)
-    weighted = mmd(x, y, kernel, estimator=estimator, x_weights=torch.full((9,), 1 / 9, dtype=F64),
+    weighted = mmd(x, y, torch.full((9,), 1 / 9, dtype=F64), kernel=kernel, estimator=estimator,
                    y_weights=torch.full((6,), 1 / 6, dtype=F64))
-    torch.testing.assert_close(weighted, mmd(x, y, kernel, estimator=estimator))
+    torch.testing.assert_close(weighted, mmd(x, y, kernel=kernel, estimator=estimator))
 
 
 def test_zero_weights_act_as_padding_in_the_biased_estimator():
@@ -244,17 +245,44 @@ def test_zero_weights_act_as_padding_in_the_biased_estimator():
     torch.testing.assert_close(padded, trimmed)
 
 
-def test_unbiased_weighted_with_one_point_carrying_all_weight_is_finite():
+def test_unbiased_weighted_with_one_point_carrying_all_weight_raises():
+    # No pair i != j carries weight: the weighted U-statistic is undefined (0 / 0).
     x, y = clouds(5, 4, 2)
     a = torch.zeros(5, dtype=F64)
     a[2] = 1.0
-    a.requires_grad_()
-    value = mmd(x, y, x_weights=a)
-    value.backward()
-    assert torch.isfinite(value) and torch.isfinite(a.grad).all()
+    with pytest.raises(ValueError, match="x_weights puts all its weight on one sample"):
+        mmd(x, y, a)
+    with pytest.raises(ValueError, match="y_weights puts all its weight on one sample"):
+        mmd(x, x[:4], None, a[:4] * 0 + torch.tensor([0, 1.0, 0, 0], dtype=F64))
+    assert torch.isfinite(mmd(x, y, a, estimator="biased"))  # the V-statistic is defined
 
 
-def test_worker_threads_give_the_single_thread_result_and_restore_threads(monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_unbiased_near_one_hot_weights_have_the_exact_finite_gradient(kernel, dtype):
+    # Weights (1 - eps, eps / 4, ...): the estimate is a weighted mean over the pairs of the
+    # heavy sample with the light ones, so its weight gradient is genuinely of order
+    # 1 / eps; it must be that gradient (autograd through the plain formula in float64),
+    # not the 1 / machine-eps of a clamped normaliser.
+    x, y = clouds(5, 4, 2)
+    eps = 1e-3
+    a = torch.full((5,), eps / 4, dtype=F64)
+    a[2] = 1 - eps
+
+    value = get_kernel(kernel).value  # the same kernel as a plain callable: autograd path
+    ax = a.to(dtype).requires_grad_()
+    fused = mmd(x.to(dtype), y.to(dtype), ax, kernel=kernel, bandwidth=2.0)
+    (g,) = torch.autograd.grad(fused, ax)
+    a64 = a.clone().requires_grad_()
+    (ref,) = torch.autograd.grad(mmd(x, y, a64, kernel=lambda d2, c: value(d2, c),
+                                     bandwidth=2.0), a64)
+    assert torch.isfinite(g).all()
+    assert ref.abs().max() > 10  # the gradient is large here, and must match
+    torch.testing.assert_close(g.double(), ref, rtol=2e-3 if dtype == torch.float32 else 1e-7,
+                               atol=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+def test_thread_count_does_not_change_the_result_and_is_left_alone(monkeypatch):
     monkeypatch.setattr(mmd_module, "_CPU_BLOCK", 40)
     x, y = clouds(23, 17, 3, batch=(2,))
     a = simplex(2, 23, seed=13).requires_grad_()
@@ -285,7 +313,10 @@ def test_no_grad_value_equals_grad_value():
 def test_module_matches_function_and_repr():
     x, y = clouds(8, 6, 3)
     module = MMD(kernel="rbf", bandwidth=1.5, scales=(1.0, 2.0), estimator="biased")
-    torch.testing.assert_close(module(x, y), mmd(x, y, "rbf", 1.5, (1.0, 2.0), "biased"))
+    torch.testing.assert_close(
+        module(x, y),
+        mmd(x, y, kernel="rbf", bandwidth=1.5, scales=(1.0, 2.0), estimator="biased"),
+    )
     assert "rbf" in repr(module) and "biased" in repr(module)
     assert list(module.parameters()) == []
 
@@ -308,6 +339,29 @@ def test_float32_agrees_with_float64_on_larger_clouds():
     assert abs(v32.item() - v64.item()) < 1e-5
 
 
+def test_mmd_starts_no_thread_and_changes_no_global_setting(monkeypatch):
+    import threading
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a loss must not change torch's thread count or start threads")
+
+    monkeypatch.setattr(mmd_module, "_CPU_BLOCK", 40)  # many strips
+    monkeypatch.setattr(torch, "set_num_threads", forbidden)
+    monkeypatch.setattr(threading.Thread, "start", forbidden)
+    x, y = clouds(23, 17, 3, batch=(2,))
+    x.requires_grad_()
+    value = mmd(x, y, simplex(2, 23, seed=13))
+    value.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_empty_batch_gives_an_empty_result_for_every_kernel_and_estimator():
+    x, y = clouds(6, 6, 2, batch=(0,))
+    for kernel, estimator in itertools.product(KERNELS, ("unbiased", "biased", "linear")):
+        value = mmd(x, y, kernel=kernel, estimator=estimator)
+        assert value.shape == (0,) and value.dtype == x.dtype
+
+
 # ----------------------------------------------------------------- gradients
 
 
@@ -320,10 +374,12 @@ def test_gradcheck_points_and_weights(kernel, estimator, block):
     a, b = simplex(5, seed=9).requires_grad_(), simplex(4, seed=10).requires_grad_()
 
     def f(x, y, a, b):
-        return mmd(x, y, kernel, 0.8, (1.0, 3.0), estimator, x_weights=a, y_weights=b)
+        return mmd(x, y, a, b, kernel=kernel, bandwidth=0.8, scales=(1.0, 3.0), estimator=estimator)
 
     assert torch.autograd.gradcheck(f, (x, y, a, b))
-    assert torch.autograd.gradcheck(lambda x, y: mmd(x, y, kernel, estimator=estimator), (x, y))
+    assert torch.autograd.gradcheck(
+        lambda x, y: mmd(x, y, kernel=kernel, estimator=estimator), (x, y)
+    )
 
 
 def test_gradcheck_batched_median_linear_and_one_sided():
@@ -338,7 +394,7 @@ def test_gradcheck_batched_median_linear_and_one_sided():
     torch.testing.assert_close(g_median, g_fixed)
     y.requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda x, y: mmd(x, y, "laplacian", 1.0, estimator="linear"), (x, y)
+        lambda x, y: mmd(x, y, kernel="laplacian", bandwidth=1.0, estimator="linear"), (x, y)
     )
     b = simplex(2, 6, seed=11).requires_grad_()
     assert torch.autograd.gradcheck(lambda b: mmd(x.detach(), y.detach(), y_weights=b), (b,))
@@ -353,7 +409,7 @@ def test_coincident_and_duplicated_points_give_finite_gradients(kernel, estimato
     x = x.clone().requires_grad_()
     for dtype in (F64, torch.float32):
         xx, yy = x.detach().to(dtype).requires_grad_(), y.detach().to(dtype).requires_grad_()
-        value = mmd(xx, yy, kernel, estimator=estimator)
+        value = mmd(xx, yy, kernel=kernel, estimator=estimator)
         value.backward()
         assert torch.isfinite(value)
         assert torch.isfinite(xx.grad).all() and torch.isfinite(yy.grad).all()
@@ -362,7 +418,7 @@ def test_coincident_and_duplicated_points_give_finite_gradients(kernel, estimato
 def test_gradient_of_unbiased_mmd_matches_autograd_of_brute_force():
     x, y = clouds(6, 5, 2)
     x.requires_grad_()
-    (gx,) = torch.autograd.grad(mmd(x, y, "imq", 1.0, (1.0, 2.0)), x)
+    (gx,) = torch.autograd.grad(mmd(x, y, kernel="imq", bandwidth=1.0, scales=(1.0, 2.0)), x)
     # Autograd through explicit kernel matrices (no fused pass).
     d2xx = ((x[:, None] - x[None]) ** 2).sum(-1)
     d2xy = ((x[:, None] - y[None]) ** 2).sum(-1)
@@ -383,17 +439,17 @@ sizes = st.integers(min_value=2, max_value=7)
 def test_properties_symmetry_nonnegativity_zero_translation(n, m, d, seed, kernel):
     x, y = clouds(n, m, d, seed=seed)
     for estimator in ("unbiased", "biased"):
-        xy = mmd(x, y, kernel, estimator=estimator)
-        torch.testing.assert_close(xy, mmd(y, x, kernel, estimator=estimator))
+        xy = mmd(x, y, kernel=kernel, estimator=estimator)
+        torch.testing.assert_close(xy, mmd(y, x, kernel=kernel, estimator=estimator))
         shift = torch.randn(d, dtype=F64, generator=torch.Generator().manual_seed(seed))
         torch.testing.assert_close(
-            mmd(x + shift, y + shift, kernel, estimator=estimator), xy, rtol=1e-7, atol=1e-9
+            mmd(x + shift, y + shift, kernel=kernel, estimator=estimator), xy, rtol=1e-7, atol=1e-9
         )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        torch.testing.assert_close(mmd(x[perm], y, kernel, estimator=estimator), xy)
+        torch.testing.assert_close(mmd(x[perm], y, kernel=kernel, estimator=estimator), xy)
     # The V-statistic is a squared kernel norm: >= 0, and 0 when the clouds are equal.
-    assert mmd(x, y, kernel, estimator="biased").item() >= -1e-12
-    assert abs(mmd(x, x.clone(), kernel, estimator="biased").item()) < 1e-12
+    assert mmd(x, y, kernel=kernel, estimator="biased").item() >= -1e-12
+    assert abs(mmd(x, x.clone(), kernel=kernel, estimator="biased").item()) < 1e-12
 
 
 @given(n=sizes, seed=st.integers(0, 10_000))

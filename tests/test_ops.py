@@ -3,13 +3,18 @@
 import pytest
 import torch
 
+import otloss
+from otloss import ops
 from otloss.ops import (
     KERNELS,
+    Kernel,
+    get_kernel,
     imq_kernel,
     median_sqdist,
     multiscale_kernel,
     pairwise_distances,
     rbf_kernel,
+    register_kernel,
     safe_sqrt,
     sqdist,
 )
@@ -65,3 +70,89 @@ def test_median_sqdist_is_the_median_of_distinct_pairs():
     y = torch.tensor([[3.0]])
     # pairs: (0,1) -> 1, (0,3) -> 9, (1,3) -> 4
     assert median_sqdist(x, y).item() == 4.0
+
+
+# ----------------------------------------------------------------- non-finite input
+
+
+def test_safe_sqrt_keeps_nan_and_inf_and_has_gradient_zero_at_zero():
+    t = torch.tensor([4.0, 0.0, -1.0, float("nan"), float("inf")], requires_grad=True)
+    out = safe_sqrt(t)
+    assert out[0] == 2 and out[1] == 0 and out[2] == 0
+    assert torch.isnan(out[3]) and out[4] == float("inf")
+    (grad,) = torch.autograd.grad(out[:3].sum(), t)
+    torch.testing.assert_close(grad[:3], torch.tensor([0.25, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_distances_of_a_non_finite_point_are_nan(bad):
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    x[2, 1] = bad
+    for d in (pairwise_distances(x), pairwise_distances(x, x[:4] + 1), sqdist(x)):
+        assert torch.isnan(d[2]).all(), d
+
+
+# ----------------------------------------------------------------- kernel objects
+
+
+@pytest.mark.parametrize("name", ["imq", "rbf", "laplacian", "energy"])
+def test_builtin_fast_path_matches_the_kernels_value_and_derivative(name):
+    """The hand-written in-place pass and the generic one built from value/derivative."""
+    kernel = get_kernel(name)
+    generic = Kernel(name, kernel.value, kernel.derivative, kernel.power)
+    d2 = torch.tensor([[0.0, 0.3, 1.7], [4.0, float("nan"), 0.05]], dtype=torch.float64)
+    scales = (0.5, 1.0, 3.0)
+    results = []
+    for k in (kernel, generic):
+        bufs = [torch.empty_like(d2) for _ in range(3)]
+        work = d2.clone()
+        k.accumulate_scales(work, bufs[0], bufs[1], bufs[2], scales, True)
+        results.append((bufs[1], bufs[2]))
+    torch.testing.assert_close(results[0][0], results[1][0], equal_nan=True)
+    torch.testing.assert_close(results[0][1], results[1][1], equal_nan=True)
+    # and the derivative is that of the value (autograd), away from d = 0
+    probe = torch.tensor([0.3, 1.7, 4.0], dtype=torch.float64, requires_grad=True)
+    (auto,) = torch.autograd.grad(kernel.value(probe, 1.3).sum(), probe)
+    torch.testing.assert_close(kernel.derivative(probe.detach(), 1.3), auto)
+
+
+def test_a_registered_kernel_runs_in_mmd_end_to_end(monkeypatch):
+    monkeypatch.setattr(ops, "KERNELS", dict(ops.KERNELS))
+    cauchy = register_kernel(
+        Kernel("cauchy2", lambda d2, c: (c / (c + d2)) ** 2,
+               lambda d2, c: -2 * c**2 / (c + d2) ** 3, power=2)
+    )
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(7, 2, generator=g, dtype=torch.float64) + 0.5
+    value = otloss.mmd(x, y, kernel="cauchy2", bandwidth=1.5, scales=(1.0, 2.0))
+    assert otloss.mmd(x, y, kernel=cauchy, bandwidth=1.5, scales=(1.0, 2.0)) == value
+    assert otloss.MMD(kernel="cauchy2", bandwidth=1.5, scales=(1.0, 2.0))(x, y) == value
+
+    def naive(x):  # the U-statistic straight from its definition
+        def k(u, v):
+            d2 = ((u[:, None] - v[None]) ** 2).sum(-1)
+            return sum((c / (c + d2)) ** 2 for c in (1.5, 3.0))
+
+        kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+        n, m = len(x), len(y)
+        return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+                + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+
+    ref = naive(x)
+    torch.testing.assert_close(value, ref)
+    (g_fused,) = torch.autograd.grad(value, x)
+    (g_ref,) = torch.autograd.grad(ref, x)
+    torch.testing.assert_close(g_fused, g_ref)
+
+
+def test_kernel_registry_and_definition_are_validated(monkeypatch):
+    monkeypatch.setattr(ops, "KERNELS", dict(ops.KERNELS))
+    with pytest.raises(ValueError, match="already registered as 'imq'"):
+        register_kernel(Kernel("imq", imq_kernel, lambda d2, c: d2, power=2))
+    with pytest.raises(ValueError, match="power must be 0, 1 or 2"):
+        Kernel("cubic", imq_kernel, imq_kernel, power=3)
+    with pytest.raises(ValueError, match="unknown kernel 'cauchy'"):
+        get_kernel("cauchy")
+    with pytest.raises(TypeError, match=r"otloss\.ops\.Kernel"):
+        register_kernel(imq_kernel)

@@ -85,7 +85,7 @@ def test_factorized_prior_coordinate_depends_only_on_its_own_noise():
     assert (jac.diagonal().abs() > 0).all()
     # the unconstrained neural prior mixes coordinates
     mixed = NeuralPrior(5, hidden=8)
-    jac_np = torch.autograd.functional.jacobian(mixed.net, eps)
+    jac_np = torch.autograd.functional.jacobian(lambda e: mixed.net(e[None])[0], eps)
     assert (jac_np * (1 - torch.eye(5))).abs().max() > 0
 
 
@@ -364,3 +364,22 @@ def test_priors_on_cuda():
         prior = prior.to("cuda")
         g = torch.Generator(device="cuda").manual_seed(0)
         assert prior.rsample(8, generator=g).device.type == "cuda"
+
+
+@pytest.mark.parametrize("prior", _all_priors(), ids=lambda p: type(p).__name__)
+def test_a_generator_that_is_not_a_generator_is_named(prior):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int"):
+        prior.rsample(4, generator=0)
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [p for p in _all_priors() if isinstance(p, (GaussianMixturePrior, FixedGaussianMixture,
+                                                 PseudoInputPrior))],
+    ids=lambda p: type(p).__name__,
+)
+def test_mixture_log_prob_in_another_dtype_names_z(prior):
+    z = prior.sample(5)
+    with pytest.raises(TypeError, match=r"z has dtype torch.float64 but the prior's parameters"):
+        prior.log_prob(z.double())
+    assert prior.log_prob(z).shape == (5,)

@@ -588,3 +588,29 @@ def test_density_ratio_bad_inputs():
     kl = DensityRatioDimwiseKL(3, hidden=8, depth=1)
     with pytest.raises(ValueError, match="z_prior"):
         kl.discriminator_loss(torch.randn(10, 3), torch.randn(10, 5))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int"):
+        permute_dims(torch.randn(6, 3), generator=0)
+    with pytest.raises(TypeError, match=r"depth must be an int, got float 1.5"):
+        DensityRatioTC(4, depth=1.5)
+    with pytest.raises(TypeError, match="negative_slope must be a number"):
+        DensityRatioTC(4, negative_slope="0.2")
+    model = DensityRatioTC(3, hidden=8, depth=1)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
+        model.discriminator_loss(torch.randn(6, 3), generator=0)
+
+
+def test_gaussian_entropy_on_the_meta_device_gives_the_shape():
+    h = gaussian_entropy(torch.empty(7, 4, device="meta"))
+    assert h.device.type == "meta" and h.shape == (7,)
+
+
+def test_density_ratio_discriminator_is_the_shared_mlp_and_batches():
+    from otloss.nn import MLP
+
+    model = DensityRatioTC(3, hidden=8, depth=2)
+    assert isinstance(model.discriminator, MLP)
+    z = torch.randn(2, 5, 3)
+    torch.testing.assert_close(model(z), torch.stack([model(z[0]), model(z[1])]))

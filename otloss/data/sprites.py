@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from otloss._checks import check_count
 from otloss.data.ground_truth import GroundTruthData
 from otloss.data.splits import check_whole_dataset_split
 from otloss.data.transforms import check_image_size
@@ -150,8 +151,7 @@ class Sprites(Dataset, GroundTruthData):
             ("num_orientations", num_orientations),
             ("num_positions", num_positions),
         ):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"{name} must be a positive int, got {count!r}")
+            check_count(name, count)
         self.antialias = bool(antialias)
         self._num_values = (
             len(SPRITE_SHAPES),

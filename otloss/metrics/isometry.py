@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from otloss._checks import check_exponent
 from otloss._optional import import_optional
 from otloss.metrics._arrays import as_codes, to_numpy
 from otloss.ops import pairwise_distances
@@ -131,8 +132,7 @@ def empirical_gw(
     x = _flat_points("x", x)
     z = as_codes("z", z, min_samples=2)
     scale = _as_scalar("scale", scale)
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 1 <= rho < float("inf"):
-        raise ValueError(f"rho must be a finite number >= 1, got {rho!r}")
+    rho = check_exponent("rho", rho)
     p = _weights("x_weights", x_weights, x.shape[0])
     q = _weights("z_weights", z_weights, z.shape[0])
     dx, dz = _distances(x), scale * _distances(z)

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_count, check_nonnegative
+from otloss._checks import check_count, check_nonnegative, check_prior_matches
 from otloss.mmd import MMD
 from otloss.models.base import (
     OTAutoencoder,
@@ -184,12 +184,7 @@ class GMWAE(OTAutoencoder):
             raise TypeError(
                 f"prior must be an otloss.priors.FixedGaussianMixture, got {type(prior).__name__}"
             )
-        if int(prior.latent_dim) != latent_dim or int(prior.n_components) != n_components:
-            raise ValueError(
-                f"the prior has latent_dim={prior.latent_dim}, n_components="
-                f"{prior.n_components} but the model latent_dim={latent_dim}, "
-                f"n_components={n_components}"
-            )
+        check_prior_matches(prior, latent_dim=latent_dim, n_components=n_components)
         super().__init__(
             encoder if encoder is not None else he_init(default_encoder(data_shape,
                                                                         n_components, arch=arch)),

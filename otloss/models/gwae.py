@@ -36,8 +36,16 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_choice, check_count, check_floating, compute_dtype
+from otloss._checks import (
+    check_choice,
+    check_count,
+    check_floating,
+    check_nonnegative,
+    check_prior_matches,
+    compute_dtype,
+)
 from otloss.critic import JointCritic, KantorovichCritic
+from otloss.gaussian import gaussian_entropy
 from otloss.gw import GWEstimator
 from otloss.models.base import (
     OTAutoencoder,
@@ -49,22 +57,21 @@ from otloss.models.base import (
     reparameterize,
     squared_error,
 )
-from otloss.nn import MLP, ImageBranch, VectorBranch
 from otloss.priors import (
     FactorizedNeuralPrior,
     GaussianMixturePrior,
     NeuralPrior,
     StandardNormal,
 )
-from otloss.tc import gaussian_entropy
 
 __all__ = ["GWAE", "AggregatedPosteriorNorm", "joint_critic", "make_prior"]
 
 #: Names of the priors GWAE selects by string (section 3.2.3).
 PRIORS = ("np", "fnp", "gmp", "normal")
 
-#: Width of each branch's features in GWAE's critic (Table 7).
+#: Width of each branch's features and the hidden widths of GWAE's critic (Table 7).
 _CRITIC_FEATURES = 64
+_CRITIC_HIDDEN = (256, 256)
 # d(u, u') = |u - u'| / sqrt(2) on both spaces (appendix C.2).
 _DISTANCE_FACTOR = 1.0 / math.sqrt(2.0)
 
@@ -91,37 +98,24 @@ def joint_critic(
 ) -> KantorovichCritic:
     r"""GWAE's Y-shaped critic (Table 7) under spectral normalisation and a gradient penalty.
 
-    The :math:`x` branch halves the image with 4x4 stride-2 convolutions from 8 channels,
-    doubling up to 256, until a side would drop below 1 pixel (six for 64x64, four for
-    28x28), then a linear layer to 64 features; vectors get an MLP with two hidden layers of
-    256 units. The :math:`z` branch is an MLP :math:`L \to 256 \to 256 \to 64`. The 128
-    concatenated features are halved (:class:`otloss.JointCritic`'s ``merge_scale``) and
-    scored by an MLP :math:`128 \to 256 \to 256 \to 1`; LeakyReLU(0.2) throughout.
+    :class:`otloss.JointCritic` with GWAE's widths: the :math:`x` branch halves the image
+    with 4x4 stride-2 convolutions from 8 channels, doubling up to 256, until a side would
+    drop below 1 pixel (six for 64x64, four for 28x28), then a linear layer to 64
+    features; vectors get an MLP with two hidden layers of 256 units. The :math:`z` branch
+    is an MLP :math:`L \to 256 \to 256 \to 64`. The 128 concatenated features are halved
+    (``merge_scale``) and scored by an MLP :math:`128 \to 256 \to 256 \to 1`;
+    LeakyReLU(0.2) throughout.
     """
     data_shape = tuple(int(s) for s in data_shape)
-    if len(data_shape) == 3:
-        c, h, w = data_shape
-        depth = max(1, int(math.log2(min(h, w))))
-        channels = tuple(min(8 * 2**i, 256) for i in range(depth))
-        x_branch: nn.Module = ImageBranch(c, (h, w), _CRITIC_FEATURES, channels=channels)
-    elif len(data_shape) == 1:
-        x_branch = VectorBranch(data_shape[0], _CRITIC_FEATURES, hidden=(256, 256))
-    else:
+    if len(data_shape) not in (1, 3):
         raise ValueError(f"data_shape must be (C, H, W) or (D,), got {data_shape}")
-    net = JointCritic(
-        x_branch=x_branch,
-        z_branch=VectorBranch(latent_dim, _CRITIC_FEATURES, hidden=(256, 256)),
-        stem=MLP(2 * _CRITIC_FEATURES, 1, hidden=(256, 256), activation="leaky_relu"),
-    )
+    channels = None
+    if len(data_shape) == 3:
+        depth = max(1, int(math.log2(min(data_shape[1:]))))
+        channels = tuple(min(8 * 2**i, 256) for i in range(depth))
+    net = JointCritic(data_shape, latent_dim, features=_CRITIC_FEATURES,
+                      hidden=_CRITIC_HIDDEN, channels=channels)
     return KantorovichCritic(net, spectral_norm=True, gp_weight=gp_weight)
-
-
-def _check_weight(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return float(value)
 
 
 class AggregatedPosteriorNorm(nn.Module):
@@ -161,7 +155,7 @@ class AggregatedPosteriorNorm(nn.Module):
         if not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.momentum = float(momentum)
-        self.eps = _check_weight("eps", eps)
+        self.eps = check_nonnegative("eps", eps)
         self.register_buffer("running_mean", torch.zeros(latent_dim))
         self.register_buffer("running_var", torch.ones(latent_dim))
 
@@ -305,19 +299,16 @@ class GWAE(OTAutoencoder):
                 f"prior must be one of {PRIORS} or a module with rsample(n), got "
                 f"{type(prior).__name__}"
             )
-        if int(prior.latent_dim) != latent_dim:
-            raise ValueError(
-                f"the prior has latent_dim={prior.latent_dim} but the model latent_dim={latent_dim}"
-            )
+        check_prior_matches(prior, latent_dim=latent_dim)
         super().__init__(
             encoder if encoder is not None else default_gaussian_encoder(data_shape, latent_dim),
             decoder if decoder is not None else he_init(default_decoder(latent_dim, data_shape)),
             prior,
             data_shape,
         )
-        self.lambda_w = _check_weight("lambda_w", lambda_w)
-        self.lambda_d = _check_weight("lambda_d", lambda_d)
-        self.lambda_h = _check_weight("lambda_h", lambda_h)
+        self.lambda_w = check_nonnegative("lambda_w", lambda_w)
+        self.lambda_d = check_nonnegative("lambda_d", lambda_d)
+        self.lambda_h = check_nonnegative("lambda_h", lambda_h)
         if normalize_z is None:
             normalize_z = any(p.requires_grad for p in prior.parameters())
         self.gw = GWEstimator(rho=rho, scale=scale, learn_scale=True, normalize_z=normalize_z)

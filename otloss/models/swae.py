@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_choice, check_count, check_nonnegative
+from otloss._checks import check_choice, check_count, check_nonnegative, check_prior_matches
 from otloss.models.base import (
     OTAutoencoder,
     default_decoder,
@@ -130,10 +130,7 @@ class SWAE(OTAutoencoder):
             raise TypeError(
                 f"prior must be an otloss.priors.PseudoInputPrior, got {type(prior).__name__}"
             )
-        if int(prior.latent_dim) != latent_dim:
-            raise ValueError(
-                f"the prior has latent_dim={prior.latent_dim} but the model latent_dim={latent_dim}"
-            )
+        check_prior_matches(prior, latent_dim=latent_dim)
         super().__init__(
             encoder if encoder is not None else he_init(default_encoder(data_shape, latent_dim,
                                                                         arch=arch)),

@@ -19,7 +19,6 @@ with :math:`c(x, y) = \lVert x - y \rVert_2^2`, :math:`Q_Z` the aggregated poste
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from otloss._checks import check_choice
+from otloss._checks import check_choice, check_count, check_nonnegative, check_prior_matches
 from otloss.mmd import MMD
 from otloss.models.base import (
     OTAutoencoder,
@@ -117,17 +116,12 @@ class WAE(OTAutoencoder):
         decoder: nn.Module | None = None,
         discriminator: nn.Module | None = None,
     ) -> None:
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        latent_dim = check_count("latent_dim", latent_dim)
         self.regularizer = check_choice("regularizer", regularizer, REGULARIZERS)
         lam = _DEFAULT_LAMBDA[regularizer] if lambda_z is None else lambda_z
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < math.inf:
-            raise ValueError(f"lambda_z must be a finite number >= 0, got {lambda_z!r}")
+        lam = check_nonnegative("lambda_z", lam)
         prior = StandardNormal(latent_dim) if prior is None else prior
-        if int(prior.latent_dim) != latent_dim:
-            raise ValueError(
-                f"the prior has latent_dim={prior.latent_dim} but the model latent_dim={latent_dim}"
-            )
+        check_prior_matches(prior, latent_dim=latent_dim)
         data_shape = tuple(int(s) for s in data_shape)
         code_features = 2 * latent_dim if stochastic_encoder else latent_dim
         super().__init__(
