@@ -7,6 +7,7 @@ with :class:`otloss.train.Trainer`.
 """
 
 from otloss.models.base import OTAutoencoder
+from otloss.models.gmvae import GMVAE
 from otloss.models.gmwae import GMWAE
 from otloss.models.gwae import GWAE, AggregatedPosteriorNorm
 from otloss.models.swae import SWAE
@@ -14,6 +15,7 @@ from otloss.models.tcwae import TCWAE
 from otloss.models.wae import WAE
 
 __all__ = [
+    "GMVAE",
     "GMWAE",
     "GWAE",
     "SWAE",
