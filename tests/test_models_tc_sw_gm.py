@@ -424,8 +424,10 @@ def test_mixture_mmd_rejects_mismatched_shapes_and_estimators():
         mixture_mmd(z, probs[:, :2], zp)
     with pytest.raises(ValueError, match="estimator"):
         mixture_mmd(z, probs, zp, estimator="linear")
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match=r"z has 1 samples .* at least 2"):
         mixture_mmd(z[:1], probs[:1], zp)
+    with pytest.raises(ValueError, match=r"z_prior has 0 samples .* at least 1"):
+        mixture_mmd(z, probs, zp[:0], estimator="biased")
 
 
 def test_gmwae_component_probs_sum_to_one_and_assignments_are_their_argmax():

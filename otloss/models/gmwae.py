@@ -32,7 +32,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_count, check_nonnegative, check_positive
+from otloss._checks import (
+    check_choice,
+    check_count,
+    check_min_samples,
+    check_nonnegative,
+    check_positive,
+)
 from otloss.mmd import MMD
 from otloss.models.base import (
     OTAutoencoder,
@@ -111,14 +117,12 @@ def mixture_mmd(
         )
     if probs.shape != z.shape[:2]:
         raise ValueError(f"probs must have shape {tuple(z.shape[:2])}, got {tuple(probs.shape)}")
-    if estimator not in ("unbiased", "biased"):
-        raise ValueError(f"estimator must be 'unbiased' or 'biased', got {estimator!r}")
+    check_choice("estimator", estimator, ("unbiased", "biased"))
     n, k, dim = z.shape
     m = z_prior.shape[0]
-    if estimator == "unbiased" and min(n, m) < 2:
-        raise ValueError(
-            f"the unbiased estimator needs at least 2 samples and 2 prior draws, got {n} and {m}"
-        )
+    minimum = 2 if estimator == "unbiased" else 1
+    check_min_samples("z", n, minimum, f"the {estimator} mixture MMD")
+    check_min_samples("z_prior", m, minimum, f"the {estimator} mixture MMD")
     zq, zp = z.reshape(n * k, dim), z_prior.reshape(m * k, dim)
     if bandwidth is None:
         c0: float | Tensor = 2.0 * dim
