@@ -45,13 +45,8 @@ def main(argv: list[str] | None = None) -> OTAutoencoder:
 
     # -- pre-training of the heads (a resumed run has it in its checkpoint) ---------------
     if not cli.will_resume(args):
-        heads = torch.optim.Adam(model.pretrain_parameters(), lr=trainer.config.lr)
-        batches = InfiniteBatches(data, trainer.config.batch_size, seed=args.seed)
-        for _ in range(args.pretrain_steps):
-            x = next(batches)[0].to(trainer.device)
-            heads.zero_grad()
-            model.pretrain_losses(x)["loss"].backward()
-            heads.step()
+        model.pretrain_heads(InfiniteBatches(data, trainer.config.batch_size, seed=args.seed),
+                             args.pretrain_steps, lr=trainer.config.lr)
 
     # -- training: the paper's Adam settings (GMWAE.training_defaults) --------------------
     cli.announce(trainer, args)

@@ -11,8 +11,9 @@ from torch import nn
 
 import otloss
 from otloss.data import Sprites
-from otloss.models import GMWAE, SWAE, TCWAE
+from otloss.models import GMVAE, GMWAE, SWAE, TCWAE
 from otloss.models.base import INITIAL_LOGVAR
+from otloss.models.gmwae import GMWAE_SCALES, mixture_mmd
 from otloss.models.tcwae import PAPER_WEIGHTS
 
 IMAGE = (1, 28, 28)
@@ -358,17 +359,75 @@ def test_gmwae_expectation_over_k_is_exact():
     torch.manual_seed(5)
     log_probs, mu, logvar = model.posterior(x)
     z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-    z_prior = model.prior.rsample(6)
+    z_prior = model.prior.rsample_per_component(6).transpose(0, 1)  # one draw per component
     probs = log_probs.exp()
     recon = sum(
         probs[:, k] * (x - model.decode(z[:, k])).pow(2).sum(1) for k in range(4)
     ).mean()
     torch.testing.assert_close(terms["reconstruction"], recon)
-    mmd = otloss.mmd(
-        z.reshape(-1, 3), z_prior, bandwidth=1.0, scales=model.mmd.scales,
-        x_weights=probs.reshape(-1) / 6,
-    )
+    mmd = mixture_mmd(z, probs, z_prior, bandwidth=1.0, scales=model.mmd.scales)
     torch.testing.assert_close(terms["mmd"], mmd)
+
+
+def _kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    d2 = (u - v).pow(2).sum()
+    return sum(c / (c + d2) for c in GMWAE_SCALES)
+
+
+def test_mixture_mmd_is_the_u_statistic_over_data_points_with_a_stratified_prior():
+    gen = torch.Generator().manual_seed(3)
+    n, k, m, dim = 4, 3, 5, 2
+    z = torch.randn(n, k, dim, generator=gen, dtype=torch.float64)
+    zp = torch.randn(m, k, dim, generator=gen, dtype=torch.float64)
+    probs = torch.softmax(torch.randn(n, k, generator=gen, dtype=torch.float64), -1)
+    pairs = [(i, j, a, b) for i in range(n) for j in range(n) for a in range(k)
+             for b in range(k)]
+    qq = sum(probs[i, a] * probs[j, b] * _kernel(z[i, a], z[j, b])
+             for i, j, a, b in pairs if i != j) / (n * (n - 1))
+    pp = sum(_kernel(zp[i, a], zp[j, b]) for i in range(m) for j in range(m) if i != j
+             for a in range(k) for b in range(k)) / (k * k * m * (m - 1))
+    qp = sum(probs[i, a] * _kernel(z[i, a], zp[j, b]) for i in range(n) for j in range(m)
+             for a in range(k) for b in range(k)) / (k * n * m)
+    torch.testing.assert_close(mixture_mmd(z, probs, zp), qq + pp - 2 * qp)
+    # "biased": the V-statistic between the two weighted clouds, as otloss.mmd computes it
+    flat = otloss.mmd(z.reshape(-1, dim), zp.reshape(-1, dim), "imq", 1.0, GMWAE_SCALES,
+                      "biased", x_weights=probs.reshape(-1) / n)
+    torch.testing.assert_close(mixture_mmd(z, probs, zp, estimator="biased"), flat)
+
+
+def test_mixture_mmd_is_unbiased_for_undecided_weights_unlike_the_flattened_u_statistic():
+    # Every head is exactly its prior component, so the aggregated posterior is the prior for
+    # any weights and the population MMD is 0. Pairing the K codes of one sample with each
+    # other (the weighted U-statistic of the flattened cloud) lowers the estimate for a
+    # uniform q(k | x): a bias towards undecided weights, which lambda multiplies.
+    prior = otloss.priors.FixedGaussianMixture(3, 4, sigma=0.5)
+    gen = torch.Generator().manual_seed(0)
+    n, k, draws = 4, 4, 300
+    uniform = torch.full((n, k), 1.0 / k)
+    ours, flattened = [], []
+    for _ in range(draws):
+        z = prior.rsample_per_component(n, generator=gen).transpose(0, 1)
+        zp = prior.rsample_per_component(n, generator=gen).transpose(0, 1)
+        ours.append(float(mixture_mmd(z, uniform, zp)))
+        flattened.append(float(otloss.mmd(z.reshape(-1, 3), zp.reshape(-1, 3), "imq", 1.0,
+                                          GMWAE_SCALES, x_weights=uniform.reshape(-1) / n)))
+    ours_t, flat_t = torch.tensor(ours), torch.tensor(flattened)
+    assert abs(ours_t.mean()) < 4 * ours_t.std() / draws**0.5
+    assert flat_t.mean() < -4 * flat_t.std() / draws**0.5
+
+
+def test_mixture_mmd_rejects_mismatched_shapes_and_estimators():
+    z, probs, zp = torch.randn(4, 3, 2), torch.full((4, 3), 1 / 3), torch.randn(5, 3, 2)
+    with pytest.raises(ValueError, match="share K and L"):
+        mixture_mmd(z, probs, torch.randn(5, 2, 2))
+    with pytest.raises(ValueError, match=r"probs must have shape \(4, 3\)"):
+        mixture_mmd(z, probs[:, :2], zp)
+    with pytest.raises(ValueError, match="estimator"):
+        mixture_mmd(z, probs, zp, estimator="linear")
+    with pytest.raises(ValueError, match=r"z has 1 samples .* at least 2"):
+        mixture_mmd(z[:1], probs[:1], zp)
+    with pytest.raises(ValueError, match=r"z_prior has 0 samples .* at least 1"):
+        mixture_mmd(z, probs, zp[:0], estimator="biased")
 
 
 def test_gmwae_component_probs_sum_to_one_and_assignments_are_their_argmax():
@@ -393,23 +452,50 @@ def test_gmwae_pretraining_matches_the_prior_moments_and_touches_only_the_heads(
     first = model.pretrain_losses(x)
     assert set(first) == {"loss", "mean", "covariance"}
     assert _reached(first["loss"], groups) == {"heads"}
-    opt = torch.optim.Adam(model.pretrain_parameters(), lr=1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        loss = model.pretrain_losses(x)["loss"]
-        loss.backward()
-        opt.step()
-    assert loss < 0.05 * first["loss"]
+    last = model.pretrain_heads([x] * 150, 150, lr=1e-2)
+    assert set(last) == {"loss", "mean", "covariance"}
+    assert last["loss"] < 0.05 * float(first["loss"].detach())
     with torch.no_grad():
         _, mu, _ = model.posterior(x)
     centres = mu.mean(0)
     torch.testing.assert_close(centres, model.prior.means, atol=0.15, rtol=0)
 
 
+def test_gmwae_pretrain_heads_trains_only_the_heads_reproducibly_from_a_tensor():
+    x = _data(VECTOR, n=64)
+    runs = []
+    for _ in range(2):
+        model = _gmwae(VECTOR)
+        others = [p.detach().clone() for m in (model.encoder, model.decoder)
+                  for p in m.parameters()]
+        heads = [p.detach().clone() for p in model.pretrain_parameters()]
+        model.pretrain_heads(x, 5, batch_size=16, seed=3)
+        after = [p.detach() for m in (model.encoder, model.decoder) for p in m.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(others, after, strict=True))
+        assert not all(torch.equal(a, b) for a, b in
+                       zip(heads, model.pretrain_parameters(), strict=True))
+        runs.append([p.detach().clone() for p in model.pretrain_parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+
+
+def test_gmwae_pretrain_heads_takes_batches_from_an_iterable_and_zero_steps_is_a_no_op():
+    model = _gmwae(VECTOR)
+    x, y = _data(VECTOR, n=32), torch.zeros(32)
+    heads = [p.detach().clone() for p in model.pretrain_parameters()]
+    assert model.pretrain_heads(iter([(x, y)]), 0) == {}
+    assert all(torch.equal(a, b) for a, b in zip(heads, model.pretrain_parameters(), strict=True))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    terms = model.pretrain_heads(loader, 3)
+    assert set(terms) == {"loss", "mean", "covariance"} and math.isfinite(terms["loss"])
+    with pytest.raises(ValueError, match="lr"):
+        model.pretrain_heads(x, 1, lr=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        model.pretrain_heads(x, 1.5)
+
+
 def test_gmwae_default_networks_start_informative():
-    # With PyTorch's default init the logits of q(k | x) differed by 1e-3 between images and
-    # the decoder's output by 1e-3 between codes: every component reconstructed every image
-    # alike, q(k | x) had no signal and stayed uniform (MNIST: 350 steps at lambda = 20).
+    # The logits of q(k | x) differ between images and the decoder's output between codes,
+    # so different components reconstruct an image differently and q(k | x) has a signal.
     torch.manual_seed(0)
     model = GMWAE((1, 28, 28))
     with torch.no_grad():
@@ -449,8 +535,8 @@ def test_gmwae_rejects_bad_configurations_and_inputs():
 
 def test_gmwae_q_k_given_x_learns_the_digit_classes():
     # scikit-learn's digits (64 pixels), the paper's lambda: after 300 steps q(k | x) puts
-    # the classes on different components (chance: ~0.11 under Hungarian matching). With
-    # PyTorch's default init it stayed uniform (entropy log 10, accuracy 0.10).
+    # the classes on different components (chance: ~0.11 under Hungarian matching) and is
+    # no longer uniform (entropy below log 10).
     from sklearn.datasets import load_digits
 
     from otloss.metrics import cluster_accuracy
@@ -459,17 +545,60 @@ def test_gmwae_q_k_given_x_learns_the_digit_classes():
     x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
     torch.manual_seed(0)
     model = GMWAE((64,))
-    order = torch.Generator().manual_seed(0)
-    for params, loss, steps in ((model.pretrain_parameters(), "pretrain_losses", 100),
-                                (model.parameters(), "losses", 300)):
-        opt = torch.optim.Adam(params, lr=5e-4)
-        for _ in range(steps):
-            opt.zero_grad()
-            batch = x[torch.randint(len(x), (32,), generator=order)]
-            getattr(model, loss)(batch)["loss"].backward()
-            opt.step()
+    model.pretrain_heads(x, 100, batch_size=32, seed=0)
+    order = torch.Generator().manual_seed(1)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    for _ in range(300):
+        opt.zero_grad()
+        model.losses(x[torch.randint(len(x), (32,), generator=order)])["loss"].backward()
+        opt.step()
     with torch.no_grad():
         probs = model.component_probs(x)
     entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1).mean()
     assert entropy < 0.99 * math.log(10)
     assert cluster_accuracy(digits.target, probs.argmax(1).numpy()) > 0.25
+
+
+# ------------------------------------------------------------------------------- GMVAE
+
+
+def test_gmvae_elbo_terms_match_their_closed_forms():
+    torch.manual_seed(0)
+    prior = otloss.priors.FixedGaussianMixture(3, 4, sigma=0.7)
+    model = GMVAE((6,), latent_dim=3, n_components=4, prior=prior)
+    x = torch.rand(5, 6)
+    torch.manual_seed(1)
+    terms = model.losses(x)
+    torch.manual_seed(1)
+    log_probs, mu, logvar = model.posterior(x)
+    probs = log_probs.exp()
+    # diagonal Gaussians against sigma^2 I: 0.5 sum_d [s^2/sigma^2 + (mu - m)^2/sigma^2 - 1
+    # - log(s^2/sigma^2)]; the discrete KL against the uniform p_D: sum_k pi_k log(K pi_k)
+    ratio = logvar.exp() / 0.49
+    kl = 0.5 * (ratio + (mu - prior.means).pow(2) / 0.49 - 1 - ratio.log()).sum(-1)
+    torch.testing.assert_close(terms["continuous_kl"], (probs * kl).sum(-1).mean())
+    torch.testing.assert_close(terms["discrete_kl"],
+                               (probs * (log_probs + math.log(4))).sum(-1).mean())
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    x_hat = model.decode(z.flatten(0, 1)).view(5, 4, 6).clamp(1e-6, 1 - 1e-6)
+    nll = -(x.unsqueeze(1) * x_hat.log() + (1 - x.unsqueeze(1)) * (1 - x_hat).log()).sum(-1)
+    torch.testing.assert_close(terms["reconstruction"], (probs * nll).sum(-1).mean())
+    torch.testing.assert_close(
+        terms["loss"], terms["reconstruction"] + terms["continuous_kl"] + terms["discrete_kl"]
+    )
+
+
+def test_gmvae_beta_scales_both_kl_terms_and_gradients_reach_every_network():
+    torch.manual_seed(0)
+    model = GMVAE((6,), latent_dim=3, n_components=4, beta=20.0)
+    terms = model.losses(torch.rand(5, 6))
+    torch.testing.assert_close(
+        terms["loss"],
+        terms["reconstruction"] + 20.0 * (terms["continuous_kl"] + terms["discrete_kl"]),
+    )
+    groups = {"q_k": model.encoder, "heads": model.component_encoder, "decoder": model.decoder}
+    assert _reached(terms["loss"], groups) == {"q_k", "heads", "decoder"}
+    assert _reached(terms["discrete_kl"], groups) == {"q_k"}
+    with pytest.raises(ValueError, match="beta"):
+        GMVAE((6,), latent_dim=3, n_components=4, beta=-1.0)
+

@@ -7,6 +7,7 @@ with :class:`otloss.train.Trainer`, and reload a trained one with :func:`load_mo
 """
 
 from otloss.models.base import OTAutoencoder
+from otloss.models.gmvae import GMVAE
 from otloss.models.gmwae import GMWAE
 from otloss.models.gwae import GWAE, AggregatedPosteriorNorm
 from otloss.models.loading import load_model
@@ -15,6 +16,7 @@ from otloss.models.tcwae import TCWAE
 from otloss.models.wae import WAE
 
 __all__ = [
+    "GMVAE",
     "GMWAE",
     "GWAE",
     "SWAE",

@@ -19,20 +19,27 @@ The expectation over :math:`k` is computed **exactly**: all :math:`K` heads are 
 for every :math:`x` (one reparameterised code :math:`z_{ik}` each), the reconstruction is
 weighted by :math:`\pi_k(x_i)`, and the aggregated posterior of a batch is the weighted
 point cloud :math:`\sum_{i, k} \frac{\pi_k(x_i)}{N} \delta_{z_{ik}}`, compared with prior
-samples by the weighted MMD of :func:`otloss.mmd` (IMQ kernels with the paper's 15
+samples drawn from every component (:func:`mixture_mmd`: IMQ kernels with the paper's 15
 bandwidths :math:`\{1, 2, 5\} \times 10^{j}`, :math:`j = -2, \dots, 2`). No discrete sample
 is drawn, so :math:`\pi` gets exact gradients from both terms (through the weights).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from otloss._checks import check_count, check_nonnegative, check_prior_matches
+from otloss._checks import (
+    check_choice,
+    check_count,
+    check_min_samples,
+    check_nonnegative,
+    check_positive,
+    check_prior_matches,
+)
 from otloss.mmd import MMD
 from otloss.models.base import (
     OTAutoencoder,
@@ -43,14 +50,103 @@ from otloss.models.base import (
     squared_error,
 )
 from otloss.nn import MLP
+from otloss.ops import median_sqdist, multiscale_kernel, sqdist
 from otloss.priors import FixedGaussianMixture
 
-__all__ = ["GMWAE", "GMWAE_SCALES", "ComponentHeads"]
+__all__ = ["GMWAE", "GMWAE_SCALES", "ComponentHeads", "mixture_mmd"]
 
 #: The paper's IMQ bandwidths C in {1, 2, 5} x 10^j, j = -2..2 (absolute, bandwidth=1).
 GMWAE_SCALES: tuple[float, ...] = tuple(
     m * 10.0**j for j in range(-2, 3) for m in (1.0, 2.0, 5.0)
 )
+
+
+def mixture_mmd(
+    z: Tensor,
+    probs: Tensor,
+    z_prior: Tensor,
+    *,
+    kernel: str = "imq",
+    bandwidth: float | str | None = 1.0,
+    scales: Sequence[float] = GMWAE_SCALES,
+    estimator: str = "unbiased",
+) -> Tensor:
+    r"""Squared MMD between GM-WAE's aggregated posterior and its mixture prior.
+
+    The batch's aggregated posterior puts weight :math:`\pi_k(x_i) / N` on the code
+    :math:`z_{ik} \sim q_C(z \mid k, x_i)`; the prior sample holds one draw
+    :math:`\zeta_{mk} \sim p_C(z \mid k)` of every component for each of :math:`M` draws,
+    weighted :math:`p_D(k) / M = 1 / (K M)` (stratified: the batch's component counts do
+    not fluctuate). With :math:`\kappa` the multi-scale kernel,
+
+    .. math::
+
+        \widehat{\mathrm{MMD}}^2 = \frac{1}{N (N - 1)} \sum_{i \ne j} \sum_{k, k'}
+            \pi_k(x_i) \pi_{k'}(x_j)\, \kappa(z_{ik}, z_{jk'})
+        + \frac{1}{K^2 M (M - 1)} \sum_{m \ne m'} \sum_{k, k'} \kappa(\zeta_{mk}, \zeta_{m'k'})
+        - \frac{2}{K N M} \sum_{i, m} \sum_{k, k'} \pi_k(x_i)\, \kappa(z_{ik}, \zeta_{mk'}).
+
+    ``"unbiased"`` (the default, the authors' estimator) leaves out every pair of codes of
+    the same data point :math:`i = j` (and of the same prior draw): given :math:`x_i`, its
+    :math:`K` codes are not independent draws from the aggregated posterior. It is an
+    unbiased estimate of the population MMD for any :math:`\pi`, so it does not penalise a
+    decisive :math:`q(k \mid x)`. Leaving out only each code's pair with itself (the
+    weighted U-statistic of :func:`otloss.mmd` on the flattened cloud) keeps the
+    same-:math:`x` pairs :math:`k \ne k'`, whose weight :math:`\sum_{k \ne k'} \pi_k \pi_{k'}`
+    is largest when :math:`\pi(x)` is uniform: an :math:`O(1/N)` bias towards an undecided
+    :math:`q(k \mid x)`, multiplied by :math:`\lambda`. ``"biased"``: the V-statistic, all
+    pairs with :math:`1/N^2` and :math:`1/(K M)^2`.
+
+    Args:
+        z: ``(N, K, L)`` codes, one per sample and component.
+        probs: ``(N, K)`` :math:`\pi_k(x_i)`, rows summing to 1 (they receive gradients).
+        z_prior: ``(M, K, L)`` prior draws, ``z_prior[m, k]`` from component ``k``
+            (e.g. ``prior.rsample_per_component(M).transpose(0, 1)``).
+        kernel: a kernel name of :data:`otloss.ops.KERNELS`.
+        bandwidth: the base constant :math:`c_0` (``None``: :math:`2L`; ``"median"``: the
+            median squared distance of the pooled codes), times each of ``scales``.
+        scales: the multipliers of :math:`c_0`; the kernel is their sum.
+        estimator: ``"unbiased"`` (needs :math:`N, M \ge 2`) or ``"biased"``.
+
+    Shape:
+        - output: ``()``
+    """
+    if z.dim() != 3 or z_prior.dim() != 3 or z.shape[1:] != z_prior.shape[1:]:
+        raise ValueError(
+            f"z (N, K, L) and z_prior (M, K, L) must share K and L, got {tuple(z.shape)} "
+            f"and {tuple(z_prior.shape)}"
+        )
+    if probs.shape != z.shape[:2]:
+        raise ValueError(f"probs must have shape {tuple(z.shape[:2])}, got {tuple(probs.shape)}")
+    check_choice("estimator", estimator, ("unbiased", "biased"))
+    n, k, dim = z.shape
+    m = z_prior.shape[0]
+    minimum = 2 if estimator == "unbiased" else 1
+    check_min_samples("z", n, minimum, f"the {estimator} mixture MMD")
+    check_min_samples("z_prior", m, minimum, f"the {estimator} mixture MMD")
+    zq, zp = z.reshape(n * k, dim), z_prior.reshape(m * k, dim)
+    if bandwidth is None:
+        c0: float | Tensor = 2.0 * dim
+    elif bandwidth == "median":
+        c0 = median_sqdist(zq, zp)
+    else:
+        c0 = float(bandwidth)
+    wq = probs.reshape(n * k) / n
+    wp = torch.full((m * k,), 1.0 / (m * k), dtype=z.dtype, device=z.device)
+
+    def within(a: Tensor, w: Tensor, size: int) -> Tensor:
+        gram = multiscale_kernel(sqdist(a), kernel, c0, scales)
+        total = w @ gram @ w
+        if estimator == "biased":
+            return total
+        # every pair of one sample's K atoms: the (i, i) blocks of the Gram matrix
+        blocks = torch.diagonal(gram.view(size, k, size, k), dim1=0, dim2=2)  # (K, K, size)
+        wb = w.view(size, k).T  # (K, size)
+        same = torch.einsum("ki,kli,li->", wb, blocks, wb)
+        return (total - same) * size / (size - 1)
+
+    cross = wq @ multiscale_kernel(sqdist(zq, zp), kernel, c0, scales) @ wp
+    return within(zq, wq, n) + within(zp, wp, m) - 2.0 * cross
 
 
 class ComponentHeads(nn.Module):
@@ -97,17 +193,16 @@ class GMWAE(OTAutoencoder):
 
     :meth:`losses` returns the objective of the module docstring: ``reconstruction``
     :math:`= \frac1N \sum_i \sum_k \pi_k(x_i) \lVert x_i - G(z_{ik}) \rVert^2` and ``mmd``,
-    the weighted unbiased MMD between the :math:`N K` codes :math:`z_{ik}` with weights
-    :math:`\pi_k(x_i)/N` and :math:`N` prior samples. Bias: the weighted U-statistic skips
-    only the pairs of a code with itself, so it also compares the codes of one
-    :math:`x_i` under different components (independent draws given :math:`x_i`, but from
-    the same data point); the estimate is consistent, with an :math:`O(1/N)` bias.
+    :func:`mixture_mmd` between the :math:`N K` codes :math:`z_{ik}` with weights
+    :math:`\pi_k(x_i)/N` and :math:`N` draws from each prior component (weights
+    :math:`1/(K N)`). Unbiased: the U-statistic leaves out every pair of codes of one data
+    point, so for any :math:`\pi` its expectation is the population MMD.
 
-    :meth:`pretrain_losses` is the paper's moment-matching pre-training of the heads: run
-    it for a few hundred steps over :meth:`pretrain_parameters` before the main training,
-    so every head starts on its own prior component. :meth:`assignments` gives
-    :math:`\arg\max_k \pi_k(x)`, the paper's clustering protocol, and
-    :meth:`component_probs` the :math:`\pi_k(x)`.
+    :meth:`pretrain_heads` is the paper's moment-matching pre-training of the component
+    heads (:meth:`pretrain_losses` over :meth:`pretrain_parameters`): run it for a few
+    hundred steps before the main training, so every head starts on its own prior
+    component. :meth:`assignments` gives :math:`\arg\max_k \pi_k(x)`, the paper's
+    clustering protocol, and :meth:`component_probs` the :math:`\pi_k(x)`.
 
     Defaults follow the paper: :math:`K = 10`, :math:`L = 10`, :math:`\lambda = 500`,
     heads of two 32-unit hidden layers, the prior's means mutually at :math:`4\sigma`,
@@ -115,21 +210,10 @@ class GMWAE(OTAutoencoder):
     is :func:`~otloss.models.base.default_encoder` with :math:`K` outputs (logits); the
     paper's 3-layer DCGAN networks with batch normalisation are replaced by otloss's
     convolutional networks (``arch``). The default :math:`\pi` network and decoder are
-    He-initialised (:func:`~otloss.models.base.he_init`): with PyTorch's default
-    initialisation the logits of different images differ by about :math:`10^{-3}` and the
-    decoder's output hardly depends on :math:`z`, so every component reconstructs every
-    image equally and :math:`q(k \mid x)` has nothing to learn from; on MNIST at
-    :math:`\lambda = 20` the default-initialised model was still uniform after 350 steps
-    where the He-initialised one began splitting the classes within 100.
-
-    On the strength of :math:`\lambda`: the :math:`\lambda \cdot \mathrm{MMD}` gradient on
-    the weights :math:`\pi_k(x_i)` is large and noisy next to the reconstruction's (about
-    2000 times larger at the start on MNIST, batch 64), and it keeps every
-    :math:`q(k \mid x)` uniform until the decoder reconstructs differently from different
-    components. At the paper's :math:`\lambda = 500` (on the scale of this module's
-    15-kernel MMD and summed squared error) that takes far longer than a few hundred steps;
-    smaller values (20-60 on MNIST) let the classes split early, at the price of less even
-    component usage. ``docs/results.md`` reports both.
+    He-initialised (:func:`~otloss.models.base.he_init`), so that at the start the logits
+    differ between images and the decoder's output depends on :math:`z`. How these
+    choices were found, and how the model differs from the authors' code, is in
+    ``docs/models.md`` (section "GM-WAE").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
@@ -140,8 +224,9 @@ class GMWAE(OTAutoencoder):
             components; default ``FixedGaussianMixture(latent_dim, n_components)``.
         head_hidden: hidden widths of each default component head.
         arch: default image networks, ``"gwae"`` or ``"tcwae"``.
-        mmd: the MMD module; default IMQ with :data:`GMWAE_SCALES` as absolute bandwidths
-            (``MMD(kernel="imq", bandwidth=1.0, scales=GMWAE_SCALES)``).
+        mmd: an :class:`otloss.MMD` whose ``kernel``, ``bandwidth``, ``scales`` and
+            ``estimator`` (``"unbiased"`` or ``"biased"``) configure :func:`mixture_mmd`;
+            default ``MMD(kernel="imq", bandwidth=1.0, scales=GMWAE_SCALES)``.
         encoder: the :math:`\pi` network, data to ``(N, K)`` logits.
         component_encoder: data to ``(N, K, 2 L)`` (means, log-variances of each head);
             default :class:`ComponentHeads`.
@@ -152,8 +237,7 @@ class GMWAE(OTAutoencoder):
 
     Example:
         >>> model = GMWAE((1, 28, 28))
-        >>> for x in pretrain_batches:            # moment matching of the heads
-        ...     model.pretrain_losses(x)["loss"].backward(); head_opt.step()
+        >>> model.pretrain_heads(x_train, steps=500, batch_size=100)  # moment matching
         >>> model.losses(torch.rand(32, 1, 28, 28))["loss"].backward()
         >>> model.assignments(x_test)              # clusters, (N,) in 0..K-1
     """
@@ -200,8 +284,16 @@ class GMWAE(OTAutoencoder):
         )
         self.n_components = n_components
         self.lambda_z = check_nonnegative("lambda_z", lambda_z)
-        self.mmd = mmd if mmd is not None else MMD(kernel="imq", bandwidth=1.0,
-                                                   scales=GMWAE_SCALES)
+        if mmd is None:
+            mmd = MMD(kernel="imq", bandwidth=1.0, scales=GMWAE_SCALES)
+        elif not isinstance(mmd, MMD):
+            raise TypeError(f"mmd must be an otloss.MMD, got {type(mmd).__name__}")
+        if not isinstance(mmd.kernel, str) or mmd.estimator not in ("unbiased", "biased"):
+            raise ValueError(
+                "mmd must use a named kernel and the 'unbiased' or 'biased' estimator, got "
+                f"kernel={mmd.kernel!r}, estimator={mmd.estimator!r}"
+            )
+        self.mmd = mmd
 
     # -- the encoder q(z, k | x) ------------------------------------------------------
 
@@ -260,7 +352,7 @@ class GMWAE(OTAutoencoder):
         Returns:
             dict of scalars: ``loss`` (``reconstruction + lambda_z * mmd``),
             ``reconstruction`` (the :math:`\pi`-weighted squared error, exact in
-            :math:`k`), ``mmd`` (the weighted squared MMD, unweighted by :math:`\lambda`)
+            :math:`k`), ``mmd`` (:func:`mixture_mmd`, unweighted by :math:`\lambda`)
             and ``component_entropy`` (entropy of the batch's mean :math:`\pi`, in nats,
             detached: :math:`\log K` when every component is used equally).
         """
@@ -273,9 +365,10 @@ class GMWAE(OTAutoencoder):
         targets = x.unsqueeze(1).expand(n, k, *self.data_shape).flatten(0, 1)
         errors = squared_error(targets, x_hat).view(n, k)
         reconstruction = (probs * errors).sum(-1).mean()
-        weights = probs.flatten() / n  # sums to 1: the aggregated posterior's atoms
-        z_prior = self.prior.rsample(n).to(z)
-        mmd = self.mmd(z.flatten(0, 1), z_prior, x_weights=weights)
+        z_prior = self.prior.rsample_per_component(n).transpose(0, 1).to(z)  # (N, K, L)
+        mmd = mixture_mmd(z, probs, z_prior, kernel=self.mmd.kernel,
+                          bandwidth=self.mmd.bandwidth, scales=self.mmd.scales,
+                          estimator=self.mmd.estimator)
         with torch.no_grad():
             usage = probs.mean(0)
             component_entropy = -(usage * usage.clamp_min(1e-30).log()).sum()
@@ -329,3 +422,56 @@ class GMWAE(OTAutoencoder):
     def pretrain_parameters(self) -> Iterator[nn.Parameter]:
         """The component heads' parameters, trained by :meth:`pretrain_losses`."""
         return self.component_encoder.parameters()
+
+    def pretrain_heads(
+        self,
+        data: Tensor | Iterable[Any],
+        steps: int,
+        *,
+        batch_size: int = 64,
+        lr: float | None = None,
+        seed: int = 0,
+    ) -> dict[str, float]:
+        """Run the moment-matching pre-training: ``steps`` Adam steps of
+        :meth:`pretrain_losses` on :meth:`pretrain_parameters` only.
+
+        Args:
+            data: a tensor of samples ``(N, *data_shape)``, from which ``batch_size`` rows
+                are drawn with replacement each step (a ``torch.Generator`` seeded with
+                ``seed``, so the run is reproducible), or an iterable of batches (e.g.
+                :class:`otloss.train.InfiniteBatches`), each a tensor or a tuple whose first
+                item is the batch. Batches are moved to the model's device.
+            steps: optimiser steps (0: nothing is done).
+            batch_size: rows per step when ``data`` is a tensor.
+            lr: Adam's learning rate; default :attr:`training_defaults`' ``lr``.
+            seed: seed of the batch order when ``data`` is a tensor.
+
+        Returns:
+            The last step's terms (``loss``, ``mean``, ``covariance``) as floats; empty
+            when ``steps`` is 0.
+        """
+        steps = check_nonnegative("steps", steps)
+        if int(steps) != steps:
+            raise ValueError(f"steps must be an integer, got {steps}")
+        lr = self.training_defaults["lr"] if lr is None else check_positive("lr", lr)
+        device = next(self.component_encoder.parameters()).device
+        if isinstance(data, Tensor):
+            data = self.check_data(data, min_samples=2, why="moment matching (a covariance)")
+            batch_size = check_count("batch_size", batch_size)
+            order = torch.Generator().manual_seed(seed)
+            batches: Iterator[Any] = (
+                data[torch.randint(data.shape[0], (batch_size,), generator=order)]
+                for _ in range(int(steps))
+            )
+        else:
+            batches = iter(data)
+        optimizer = torch.optim.Adam(self.pretrain_parameters(), lr=lr)
+        terms: dict[str, Tensor] = {}
+        for _ in range(int(steps)):
+            batch = next(batches)
+            x = batch if isinstance(batch, Tensor) else batch[0]
+            optimizer.zero_grad()
+            terms = self.pretrain_losses(x.to(device))
+            terms["loss"].backward()
+            optimizer.step()
+        return {name: float(value.detach()) for name, value in terms.items()}

@@ -215,12 +215,11 @@ class GWAE(OTAutoencoder):
     is unbounded above: with a small data space (few pixels, so a small :math:`L_W`) a
     large :math:`\lambda_H` inflates the encoder's variance until the decoder ignores
     :math:`z`; lower :math:`\lambda_H` or raise :math:`\lambda_W` then. The default
-    encoder and decoder are He-initialised, the encoder's posteriors starting narrow
-    (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's default
-    initialisation the means of different images differed by about :math:`10^{-3}` under
-    unit-variance noise, the decoder learnt to ignore :math:`z` and reconstructed the mean
-    image (MNIST, 300 paper-default steps: PSNR 9.6 dB and 5-NN accuracy 0.23 of the
-    codes, against 15.3 dB and 0.90 with this initialisation).
+    encoder and decoder are He-initialised, the encoder's posteriors starting with
+    variance :math:`e^{-6}` around means that differ between images
+    (:func:`~otloss.models.base.default_gaussian_encoder`), so the reconstruction depends
+    on :math:`z` from the first step (why: ``docs/models.md``, "Initialisation of the
+    default networks").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` images or ``(D,)`` vectors.

@@ -64,10 +64,9 @@ class SWAE(OTAutoencoder):
     pseudo-input by L2 in data space, Adam at :math:`10^{-3}` (:attr:`training_defaults`).
     The paper's VampPrior gated convolutional networks are replaced by otloss's
     (``arch``), He-initialised, the conditional prior's log-variances starting at
-    :math:`-6` (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's
-    default initialisation the codes and the conditional means of different inputs differ
-    by :math:`10^{-3}` under unit-variance prior noise, the x-loss trains the decoder on
-    noise and the codes shrink under the z-loss instead of spreading.
+    :math:`-6` (:func:`~otloss.models.base.default_gaussian_encoder`), so the codes and
+    conditional means of different inputs differ from the first step (why:
+    ``docs/models.md``, "Initialisation of the default networks").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.

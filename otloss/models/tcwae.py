@@ -106,9 +106,9 @@ class TCWAE(OTAutoencoder):
     sampled with the reparameterisation trick, the decoder mirroring it. The prior is
     :math:`N(0, I)`, as the decomposition needs a factorised prior. The default networks
     start with He initialisation and posteriors of variance
-    :math:`e^{-6}` (:func:`~otloss.models.base.default_gaussian_encoder`): with PyTorch's
-    default initialisation the posterior starts equal to the prior (means differing by
-    :math:`10^{-3}` between images under unit-variance noise) and stays there.
+    :math:`e^{-6}` around means that differ between images
+    (:func:`~otloss.models.base.default_gaussian_encoder`; why: ``docs/models.md``,
+    "Initialisation of the default networks").
 
     Defaults follow the paper: :math:`L = 10`, MWS, and :math:`(\beta, \gamma)` from
     :data:`PAPER_WEIGHTS` for the estimator and cost (the squared L2 cost: (4, 8) for
