@@ -588,6 +588,15 @@ def test_digits_default_needs_no_files() -> None:
     assert torch.equal(Digits("test").targets, test.targets)
 
 
+def test_digits_without_scikit_learn_say_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="embedded digits") as info:
+        Digits()
+    message = str(info.value)
+    assert "pip install scikit-learn" in message and "[examples] extra" in message
+    assert "otloss[" not in message  # `pip install otloss` is another project on the index
+
+
 def test_digits_native_size_and_upsampling() -> None:
     from sklearn.datasets import load_digits
 

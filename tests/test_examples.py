@@ -51,7 +51,7 @@ def test_example_runs_and_writes_its_outputs(script, extra, figures, tmp_path, c
     out = tmp_path / "run"
     _main(script)([*TINY, *extra, "--out", str(out)])
     for name in ["checkpoint.pt", "metrics.jsonl", "reconstructions.png", "samples.png",
-                 *figures]:
+                 "losses.png", *figures]:
         assert (out / name).stat().st_size > 0, name
     records = _records(out)
     assert [r["step"] for r in records] == [1, 2]

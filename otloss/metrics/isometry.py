@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from otloss._optional import import_optional
-from otloss.metrics._arrays import as_codes, to_numpy
+from otloss.metrics.arrays import as_codes, to_numpy
 from otloss.ops import pairwise_distances
 
 __all__ = ["empirical_gw", "isometry_pairs"]
