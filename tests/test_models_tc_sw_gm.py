@@ -174,8 +174,9 @@ def _sprites(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
 
 
 def test_tcwae_default_posterior_starts_informative():
-    # With PyTorch's default init the means of different sprites differed by 6e-4 under
-    # unit-variance posteriors: q(z | x) started equal to the prior and never left it.
+    # The posterior means of different sprites spread more than the posterior noise, so
+    # q(z | x) does not start equal to the prior (PyTorch's default initialisation puts
+    # the means 6e-4 apart under unit-variance noise, and training never leaves the prior).
     torch.manual_seed(0)
     model = TCWAE((1, 32, 32), dataset_size=100, cost="cross_entropy")
     with torch.no_grad():
@@ -186,8 +187,8 @@ def test_tcwae_default_posterior_starts_informative():
 
 def test_tcwae_mws_with_the_papers_weights_does_not_collapse_onto_the_prior():
     # 60 steps with the paper's dSprites weights (beta 50, gamma 100, cross-entropy): the
-    # posterior means must vary between images (FactorVAE's active-dimension threshold
-    # 0.05); before the initialisation fix every dimension had a spread of 0.00.
+    # posterior means vary between images (FactorVAE's active-dimension threshold 0.05)
+    # instead of every dimension collapsing to a spread of 0.00 onto the prior.
     torch.manual_seed(0)
     x = _sprites(512)
     model = TCWAE((1, 32, 32), estimator="mws", dataset_size=512, cost="cross_entropy")
@@ -274,9 +275,9 @@ def test_swae_z_d_comes_from_the_nearest_pseudo_input():
 
 
 def test_swae_default_prior_noise_starts_below_the_spread_of_its_means():
-    # With PyTorch's default init z_d was pure unit-variance noise around conditional
-    # means (and codes) that differed by 3e-3 between inputs: the x-loss trained the
-    # decoder on noise and the codes shrank under the z-loss.
+    # The prior's samples z_d start closer to their conditional means than those means are
+    # to each other; were z_d unit-variance noise around means 3e-3 apart (PyTorch's
+    # default initialisation), the x-loss would train the decoder on noise.
     torch.manual_seed(0)
     x = _sprites(64, size=28)
     model = SWAE((1, 28, 28), n_pseudo=64)
@@ -407,9 +408,9 @@ def test_gmwae_pretraining_matches_the_prior_moments_and_touches_only_the_heads(
 
 
 def test_gmwae_default_networks_start_informative():
-    # With PyTorch's default init the logits of q(k | x) differed by 1e-3 between images and
-    # the decoder's output by 1e-3 between codes: every component reconstructed every image
-    # alike, q(k | x) had no signal and stayed uniform (MNIST: 350 steps at lambda = 20).
+    # The logits of q(k | x) differ between images and the decoder's output between codes
+    # from the start, so q(k | x) gets a signal; with PyTorch's default initialisation both
+    # differ by 1e-3 and q(k | x) stays uniform (MNIST: 350 steps at lambda = 20).
     torch.manual_seed(0)
     model = GMWAE((1, 28, 28))
     with torch.no_grad():
