@@ -1,4 +1,4 @@
-"""The docs site typesets its maths offline and refuses reStructuredText maths."""
+"""The docs site typesets its maths offline and refuses reStructuredText markup."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-HOOK = DOCS / "hooks" / "rst_math.py"
+HOOK = DOCS / "hooks" / "rst_markup.py"
 
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("mkdocs")
@@ -24,7 +24,7 @@ def _mkdocs_config() -> dict:
 
 
 def _hook():
-    spec = importlib.util.spec_from_file_location("rst_math_hook", HOOK)
+    spec = importlib.util.spec_from_file_location("rst_markup_hook", HOOK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,13 +49,15 @@ def test_every_font_the_katex_style_sheet_loads_is_shipped() -> None:
     assert not missing, f"katex.min.css loads fonts that are not shipped: {missing}"
 
 
-def test_rst_math_is_found_outside_code_only() -> None:
-    rst_math = _hook().rst_math
-    assert rst_math("<p>the kernel :math:<code>k_c</code> and</p>")
-    assert rst_math("<p>.. math::</p>\n<p>x = y</p>")
-    assert not rst_math('<p><span class="arithmatex">\\(k_c\\)</span></p>')
-    assert not rst_math("<p>write <code>:math:`x`</code> as <code>$x$</code></p>")
-    assert not rst_math("<pre><code>.. math::\n    x</code></pre>")
+def test_rst_markup_is_found_outside_code_only() -> None:
+    rst_markup = _hook().rst_markup
+    assert rst_markup("<p>the kernel :math:<code>k_c</code> and</p>")
+    assert rst_markup("<p>.. math::</p>\n<p>x = y</p>")
+    assert rst_markup("<p>see :func:<code>otloss.mmd</code></p>")
+    assert not rst_markup('<p><span class="arithmatex">\\(k_c\\)</span></p>')
+    assert not rst_markup("<p>write <code>:math:`x`</code> as <code>$x$</code></p>")
+    assert not rst_markup("<pre><code>.. math::\n    x</code></pre>")
+    assert not rst_markup("<p>see <code>otloss.mmd</code>: the loss</p>")
 
 
 def test_strict_build_fails_on_a_literal_math_role(tmp_path) -> None:
@@ -65,7 +67,7 @@ def test_strict_build_fails_on_a_literal_math_role(tmp_path) -> None:
     build = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", "site"]
     failed = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True)
     assert failed.returncode != 0
-    assert "index.md shows 1 reStructuredText math" in failed.stderr
+    assert "index.md shows 1 reStructuredText markup" in failed.stderr
     (tmp_path / "docs" / "index.md").write_text("# Page\n\nThe kernel $k_c$ here.\n")
     passed = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True)
     assert passed.returncode == 0, passed.stderr
