@@ -85,6 +85,7 @@ def test_mnist_test_split_and_resize() -> None:
     assert label.item() == 7
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_fashion_mnist_splits_are_balanced() -> None:
     for split, n in (("train", 60000), ("test", 10000)):
@@ -217,6 +218,7 @@ def omniglot_background() -> Omniglot:
     return Omniglot(SHARED_DATA, "background")
 
 
+@pytest.mark.slow
 @needs_omniglot
 def test_omniglot_npz_shapes_labels_and_ink_convention(omniglot_background: Omniglot) -> None:
     data = omniglot_background
@@ -241,6 +243,7 @@ def test_omniglot_evaluation_split_and_mnist_size() -> None:
     assert image.max() > 0.5  # strokes survive the antialiased resize
 
 
+@pytest.mark.slow
 @needs_omniglot
 def test_omniglot_zip_matches_npz(omniglot_background: Omniglot) -> None:
     small = Omniglot(SHARED_DATA, "background_small1")

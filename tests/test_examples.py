@@ -60,6 +60,7 @@ def test_example_runs_and_writes_its_outputs(script, extra, figures, tmp_path, c
     assert f"run folder: {out}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_tcwae_falls_back_to_procedural_sprites_without_dsprites(tmp_path, capsys):
     out = tmp_path / "run"
     _main("tcwae_dsprites")([*TINY, "--data-root", str(tmp_path), "--out", str(out),
@@ -77,6 +78,7 @@ def test_gwae_celeba_without_celeba_explains_where_to_put_it(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path):
     out = tmp_path / "run"
     main = _main("wae_mnist")
@@ -88,6 +90,7 @@ def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path):
     assert load_checkpoint(out)["step"] == 1
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     argv = [*TINY, "--dataset", "digits", "--out", str(out), "--max-steps", "100000"]
@@ -120,6 +123,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert steps == list(range(1, killed_at + 3))  # records after the checkpoint were redone
 
 
+@pytest.mark.slow
 def test_training_your_own_page_runs_as_written(tmp_path, monkeypatch):
     page = (ROOT / "docs" / "training-your-own.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)

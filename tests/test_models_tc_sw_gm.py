@@ -185,6 +185,7 @@ def test_tcwae_default_posterior_starts_informative():
     assert mu.std(0).mean() > (0.5 * logvar).exp().mean()
 
 
+@pytest.mark.slow
 def test_tcwae_mws_with_the_papers_weights_does_not_collapse_onto_the_prior():
     # 60 steps with the paper's dSprites weights (beta 50, gamma 100, cross-entropy): the
     # posterior means vary between images (FactorVAE's active-dimension threshold 0.05)
@@ -448,6 +449,7 @@ def test_gmwae_rejects_bad_configurations_and_inputs():
         bad.losses(torch.rand(4, 10))
 
 
+@pytest.mark.slow
 def test_gmwae_q_k_given_x_learns_the_digit_classes():
     # scikit-learn's digits (64 pixels), the paper's lambda: after 300 steps q(k | x) puts
     # the classes on different components (chance: ~0.11 under Hungarian matching). With

@@ -50,6 +50,7 @@ def test_gmvae_elbo_terms_match_torch_distributions():
     assert next(model.encoder.parameters()).grad is not None
 
 
+@pytest.mark.slow
 @needs_data
 def test_smallest_budget_writes_the_report_with_every_row_and_figure(tmp_path):
     out = tmp_path / "docs" / "results.md"

@@ -82,6 +82,7 @@ def _potentials(x, y, blur):
     return out.f.numpy(), out.g.numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blur", [0.5, 0.1, 0.05])
 def test_converged_value_matches_pot(blur):
     x, y = clouds(40, 30)
@@ -105,6 +106,7 @@ def test_cold_pot_agrees_at_large_blur():
     assert abs(ours - ref) <= 1e-8 * ref
 
 
+@pytest.mark.slow
 def test_default_is_converged_where_geomloss_is_not():
     x, y = clouds(40, 30)
     tight = float(sinkhorn_divergence(x, y, blur=0.1, tol=1e-7, max_iter=3000))
@@ -131,6 +133,7 @@ def test_primal_cost_approaches_emd_as_blur_vanishes():
 # -- gradients -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorized", "blocked"])
 @pytest.mark.parametrize("p", [1, 2])
 def test_point_gradients_match_finite_differences(p, backend):
@@ -330,6 +333,7 @@ points = st.integers(min_value=0, max_value=10_000).map(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(points, points)
 def test_is_symmetric(x, y):
