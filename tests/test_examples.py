@@ -39,10 +39,12 @@ def _records(out: Path) -> list[dict]:
 @pytest.mark.parametrize(
     ("script", "extra", "figures"),
     [
-        ("gwae_celeba", ["--dataset", "digits", "--n-critic", "1"], ["isometry.png"]),
+        pytest.param("gwae_celeba", ["--dataset", "digits", "--n-critic", "1"], ["isometry.png"],
+                     marks=pytest.mark.slow),
         ("wae_mnist", ["--dataset", "digits"], []),
         ("wae_mnist", ["--dataset", "digits", "--regularizer", "gan"], []),
-        ("tcwae_dsprites", ["--dataset", "sprites"], ["traversals.png"]),
+        pytest.param("tcwae_dsprites", ["--dataset", "sprites"], ["traversals.png"],
+                     marks=pytest.mark.slow),
         ("swae_mnist", ["--dataset", "digits"], []),
         ("gmwae_mnist", ["--dataset", "digits", "--pretrain-steps", "2"], ["clusters.png"]),
     ],

@@ -201,6 +201,7 @@ def test_restores_grad_mode(grad_mode):
 # -- batching and padding ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tol", [None, 1e-6])
 def test_batched_equals_per_item(tol):
     x = torch.randn(3, 12, 2, dtype=F64, generator=torch.Generator().manual_seed(2))
@@ -342,12 +343,14 @@ def test_is_symmetric(x, y):
     assert math.isclose(float(forward), float(backward), rel_tol=1e-6, abs_tol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(points)
 def test_is_zero_on_equal_inputs(x):
     assert abs(float(sinkhorn_divergence(x, x.clone(), blur=0.2, tol=1e-9))) < 1e-6
 
 
+@pytest.mark.slow
 @settings(max_examples=15)
 @given(points, points, st.sampled_from([0.05, 0.3, 1.0]))
 def test_debiased_p2_is_nonnegative(x, y, blur):
