@@ -34,5 +34,5 @@ def import_optional(module: str, purpose: str) -> ModuleType:
     except ImportError as err:
         top = module.split(".")[0]
         dist, extra = _DISTRIBUTIONS.get(top, (top, None))
-        hint = f"pip install {dist}" + (f" (or pip install 'otloss[{extra}]')" if extra else "")
+        hint = f"pip install {dist}" + (f" (or otloss's [{extra}] extra)" if extra else "")
         raise ImportError(f"{purpose} needs the optional dependency {dist!r}: {hint}") from err

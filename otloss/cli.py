@@ -482,11 +482,12 @@ def fit(trainer: Trainer, data: Any, args: argparse.Namespace) -> TrainSummary:
 @torch.no_grad()
 def save_figures(model: nn.Module, data: Dataset, out: str | Path, *, n: int = 32) -> list[Path]:
     """``reconstructions.png`` (the first ``n`` training images over their
-    reconstructions) and ``samples.png`` (``n`` samples from the prior) in ``out``.
+    reconstructions), ``samples.png`` (``n`` samples from the prior) and ``losses.png``
+    (each term of ``metrics.jsonl`` against the step) in ``out``.
 
     The model is put in eval mode and left there.
     """
-    from otloss.plots import plot_reconstructions, plot_samples
+    from otloss.plots import plot_losses, plot_reconstructions, plot_samples
 
     out = Path(out)
     model.eval()
@@ -495,6 +496,7 @@ def save_figures(model: nn.Module, data: Dataset, out: str | Path, *, n: int = 3
     return [
         plot_reconstructions(x.cpu(), model.reconstruct(x).cpu(), out / "reconstructions.png"),
         plot_samples(model.sample(n).cpu(), out / "samples.png"),
+        plot_losses(out / METRICS, out / "losses.png"),
     ]
 
 

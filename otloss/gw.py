@@ -165,9 +165,10 @@ class GWEstimator(nn.Module):
             :math:`C`); leave it off with a fixed prior, where the scale of ``z`` is
             meaningful and the normalisation only adds batch-to-batch noise.
         include_diagonal: average over all :math:`N^2` pairs instead of the :math:`i \ne j`.
-        x_metric, z_metric: ``"euclidean"``, ``"sqeuclidean"`` or a callable mapping the
+        x_metric: ``"euclidean"``, ``"sqeuclidean"`` or a callable mapping the
             ``(N, D)`` flattened samples to an ``(N, N)`` distance matrix (e.g. a learned
             feature metric).
+        z_metric: the same choices, for the codes.
 
     Shape:
         - x: ``(N, *)``, flattened to ``(N, Dx)``

@@ -1,6 +1,6 @@
 r"""Figures of the reference papers, drawn with matplotlib's Agg backend and saved as PNG.
 
-- :func:`plot_reconstructions`: originals above their reconstructions.
+- :func:`plot_reconstructions`: rows of originals, each above a row of their reconstructions.
 - :func:`plot_samples`: a grid of generated images.
 - :func:`plot_traversals`: latent traversals, one row per latent dimension.
 - :func:`plot_isometry`: GWAE's figure 1b, the 2-D histogram of
@@ -10,27 +10,30 @@ r"""Figures of the reference papers, drawn with matplotlib's Agg backend and sav
 - :func:`plot_latent_scatter`: codes projected to 2-D, coloured by label (GM-WAE fig. 7c).
 - :func:`plot_cluster_posterior`: GM-WAE's figure 7a, :math:`\mathbb{E}_{x \mid \ell}\, q(k \mid x)`
   per digit class.
+- :func:`plot_losses`: each term of a run's ``metrics.jsonl`` against the step.
 
 Each function writes a PNG to ``path`` (creating missing folders) and returns its
 ``Path``. Figures are built on a ``matplotlib.figure.Figure`` with an Agg canvas, never
 through ``pyplot``, so they work headless and leave the caller's backend alone. Images are
 ``(N, C, H, W)`` (C = 1 or 3), ``(N, H, W)``, ``(N, H, W, C)``, or flat ``(N, D)`` with
 ``image_shape`` (a square grey image when D is a square number), numpy or torch, with
-values in ``value_range``. Needs matplotlib (``pip install 'otloss[examples]'``).
+values in ``value_range``. Needs matplotlib (otloss's ``examples`` extra).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from otloss._checks import check_count, check_positive
 from otloss._optional import import_optional
-from otloss.metrics._arrays import as_codes, as_labels, as_scores, to_numpy
+from otloss.metrics.arrays import as_codes, as_labels, as_scores, to_numpy
 from otloss.metrics.clustering import class_cluster_matrix, greedy_class_assignment
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "plot_gw_curves",
     "plot_isometry",
     "plot_latent_scatter",
+    "plot_losses",
     "plot_reconstructions",
     "plot_samples",
     "plot_traversals",
@@ -57,7 +61,7 @@ def _new_figure(figsize: tuple[float, float]) -> Any:
 def _save(fig: Any, path: str | Path, dpi: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     return path
 
 
@@ -146,10 +150,13 @@ def plot_reconstructions(
     n: int = 8,
     image_shape: Sequence[int] | None = None,
     value_range: tuple[float, float] = (0.0, 1.0),
-    title: str | None = "originals (top), reconstructions (bottom)",
+    title: str | None = "originals and their reconstructions",
     dpi: int = 100,
 ) -> Path:
     """Originals and their reconstructions in alternating rows of ``min(n, N)`` images.
+
+    Each row of originals is followed by the row of their reconstructions; the rows are
+    labelled "original" and "reconstruction" on the left.
 
     Args:
         x: ``(N, ...)`` original images.
@@ -181,6 +188,11 @@ def plot_reconstructions(
             chunk_a, chunk_b = np.concatenate([chunk_a, blank]), np.concatenate([chunk_b, blank])
         rows += [chunk_a, chunk_b]
     fig = _grid_figure(_grid(np.concatenate(rows), ncol), title)
+    ax = fig.axes[0]
+    h = a.shape[1] + _PAD
+    ax.set_yticks([_PAD + r * h + a.shape[1] / 2 for r in range(len(rows))])
+    ax.set_yticklabels(["original", "reconstruction"] * (len(rows) // 2), fontsize="small")
+    ax.tick_params(axis="y", length=0)
     return _save(fig, path, dpi)
 
 
@@ -294,7 +306,9 @@ def plot_isometry(
 
     :math:`\Delta z` is on the horizontal axis and :math:`\Delta x` on the vertical one, as in
     GWAE's figure 1b; an isometry up to scale :math:`C` puts all mass on the line
-    :math:`\Delta x = C \Delta z`, drawn when ``scale`` is given.
+    :math:`\Delta x = C \Delta z`, drawn when ``scale`` is given. The axes span the pairs'
+    range: the line is drawn where it crosses that box, and bins without pairs are left
+    blank.
 
     Args:
         dz: ``(P,)`` latent distances (from :func:`otloss.metrics.isometry_pairs`).
@@ -316,14 +330,25 @@ def plot_isometry(
     fig = _new_figure((4.5, 4.0))
     ax = fig.add_subplot()
     *_, mesh = ax.hist2d(
-        dz, dx, bins=bins, cmap="viridis", norm=colors.LogNorm() if log_counts else None
+        dz,
+        dx,
+        bins=bins,
+        cmap="viridis",
+        norm=colors.LogNorm() if log_counts else None,
+        cmin=1,  # empty bins are not coloured
     )
     fig.colorbar(mesh, ax=ax, label="pairs")
     if scale is not None:
-        line = np.array([dz.min(), dz.max()])
-        label = rf"$\Delta x = {float(scale):.3g}\,\Delta z$"
-        ax.plot(line, float(scale) * line, "--", color="tab:red", lw=1, label=label)
-        ax.legend(loc="upper left")
+        c = check_positive("scale", float(scale))
+        # The part of the line inside the histogram's box [dz range] x [dx range].
+        start, stop = max(dz.min(), dx.min() / c), min(dz.max(), dx.max() / c)
+        if start < stop:
+            line = np.array([start, stop])
+            label = rf"$\Delta x = {c:.3g}\,\Delta z$"
+            ax.plot(line, c * line, "--", color="tab:red", lw=1, label=label)
+            ax.legend(loc="upper left")
+    ax.set_xlim(dz.min(), dz.max())
+    ax.set_ylim(dx.min(), dx.max())
     ax.set_xlabel(r"$\Delta z = d_Z(z, z')$")
     ax.set_ylabel(r"$\Delta x = d_X(x, x')$")
     if title:
@@ -470,7 +495,7 @@ def plot_cluster_posterior(
     *,
     reorder: bool = True,
     title: str | None = r"$\mathbb{E}_{x \mid \mathrm{class}}\, q(k \mid x)$",
-    dpi: int = 100,
+    dpi: int = 120,
 ) -> Path:
     r"""GM-WAE's figure 7a: row :math:`\ell` shows :math:`\mathbb{E}_{x \mid \ell}\, q(k \mid x)`.
 
@@ -494,10 +519,12 @@ def plot_cluster_posterior(
         order = np.argsort(np.where(owner < 0, matrix.shape[0] + order, owner), kind="stable")
     shown = matrix[:, order]
     n_cls, n_comp = shown.shape
-    fig = _new_figure((max(3.5, 0.45 * n_comp + 1.5), max(3.0, 0.4 * n_cls + 1.0)))
+    fig = _new_figure((max(3.5, 0.55 * n_comp + 2.0), max(3.0, 0.45 * n_cls + 1.2)))
     ax = fig.add_subplot()
-    image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=max(1e-12, shown.max()), aspect="auto")
-    fig.colorbar(image, ax=ax)
+    # Probabilities on a fixed [0, 1] scale: a uniform q(k | x) looks pale, a confident one
+    # dark, in every figure alike.
+    image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    fig.colorbar(image, ax=ax, label="probability")
     ax.set_xticks(range(n_comp))
     ax.set_xticklabels([str(k) for k in order])
     ax.set_yticks(range(n_cls))
@@ -506,8 +533,91 @@ def plot_cluster_posterior(
     ax.set_ylabel("class")
     if n_cls * n_comp <= 400:
         for (r, c), v in np.ndenumerate(shown):
-            color = "white" if v > 0.6 * shown.max() else "black"
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color=color)
+            color = "white" if v > 0.55 else "black"
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8, color=color)
     if title:
         ax.set_title(title)
+    return _save(fig, path, dpi)
+
+
+#: Logged quantities that are not terms of an objective: wall-clock time and learning rates.
+NOT_LOSS_TERMS = ("elapsed", "lr", "*/lr")
+
+
+def _is_excluded(key: str, exclude: Sequence[str]) -> bool:
+    return any(key == e or (e.startswith("*/") and key.endswith(e[1:])) for e in exclude)
+
+
+def _records(metrics: str | Path | Iterable[Mapping[str, object]]) -> list[Mapping[str, object]]:
+    if isinstance(metrics, (str, Path)):
+        path = Path(metrics)
+        records = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path} line {number}: not a JSON record ({err})") from err
+        return records
+    return list(metrics)
+
+
+def plot_losses(
+    metrics: str | Path | Iterable[Mapping[str, object]],
+    path: str | Path,
+    *,
+    exclude: Sequence[str] = NOT_LOSS_TERMS,
+    ncol: int = 3,
+    title: str | None = "training losses",
+    dpi: int = 100,
+) -> Path:
+    """Each logged term against the step, one panel per term (terms differ in scale).
+
+    Args:
+        metrics: a run's ``metrics.jsonl`` (one JSON record per line) or its records:
+            mappings with a ``"step"`` and the logged values, e.g. ``loss``, ``gw``,
+            ``critic/loss``. A term missing from a record, or not finite, leaves a gap.
+        path: PNG file to write.
+        exclude: keys not drawn: names, or ``"*/name"`` for every ``prefix/name``
+            (default: ``elapsed`` and the learning rates ``lr``, ``critic/lr``).
+        ncol: panels per row.
+        title: figure title (``None`` for none).
+        dpi: resolution.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    records = _records(metrics)
+    if not records:
+        raise ValueError("metrics holds no records")
+    ncol = check_count("ncol", ncol)
+    for k, record in enumerate(records):
+        if not isinstance(record, Mapping) or not isinstance(record.get("step"), (int, float)):
+            raise ValueError(f"record {k} has no numeric 'step': {record!r:.120}")
+    terms: list[str] = []
+    for record in records:
+        for key, value in record.items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key != "step" and numeric and key not in terms and not _is_excluded(key, exclude):
+                terms.append(key)
+    if not terms:
+        raise ValueError(f"metrics has no numeric terms besides 'step' (excluded: {exclude})")
+    steps = np.array([float(r["step"]) for r in records])
+    ncol = min(ncol, len(terms))
+    nrow = math.ceil(len(terms) / ncol)
+    fig = _new_figure((3.2 * ncol, 2.3 * nrow + (0.3 if title else 0.0)))
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharex=True)
+    for ax, term in zip(axes.flat, terms, strict=False):
+        values = np.array([float(r.get(term, math.nan)) for r in records])
+        ax.plot(steps, values, "-", color="tab:blue", marker="." if len(steps) <= 50 else None)
+        ax.set_title(term, fontsize="medium")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(terms) :]:
+        ax.set_visible(False)
+    for column in range(ncol):  # the lowest panel of each column shows the steps
+        lowest = axes[(len(terms) - 1 - column) // ncol, column]
+        lowest.set_xlabel("step")
+        lowest.xaxis.set_tick_params(labelbottom=True)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path, dpi)

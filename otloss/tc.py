@@ -152,7 +152,8 @@ def log_importance_weights(
         dataset_size: :math:`N \ge M`, the number of data points the aggregate posterior
             averages over.
         estimator: ``"mss"`` or ``"mws"``.
-        dtype, device: of the result (default float32 on the CPU).
+        dtype: of the result (default float32).
+        device: of the result (default the CPU).
 
     Returns:
         ``(M, M)`` tensor of :math:`\log W_{ij}` (row ``i`` is the code, column ``j`` the
@@ -252,7 +253,9 @@ def tc_decomposition(
     average posterior-to-prior KL (no density estimate involved).
 
     Args:
-        z, mu, logvar: ``(M, L)`` or ``(B, M, L)``, as in :func:`total_correlation`.
+        z: ``(M, L)`` or ``(B, M, L)``, as in :func:`total_correlation`.
+        mu: the means, shaped like ``z``.
+        logvar: the log-variances, shaped like ``z``.
         estimator: ``"mws"`` or ``"mss"``.
         dataset_size: :math:`N \ge M`.
         prior_log_density: the factorised prior's log-density, a callable taking ``z`` (in

@@ -87,6 +87,7 @@ def _train(critic, sample_real, sample_fake, steps, seed, batch=128):
     return critic
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("d", "shift"), [(1, [2.0]), (2, [1.5, -1.5])], ids=["N(0,1)-vs-N(2,1)", "2d-shift"]
 )
@@ -183,6 +184,7 @@ def test_gradient_routing_estimate_reaches_generator_critic_loss_does_not():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())
 
 
+@pytest.mark.slow
 def test_two_step_pattern_trains_a_generator_without_graph_reuse():
     """Alternating critic/generator steps with in-place optimisers: no stale-graph errors,
     and the generator's shift moves to the data's mean."""

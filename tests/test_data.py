@@ -85,6 +85,7 @@ def test_mnist_test_split_and_resize() -> None:
     assert label.item() == 7
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_fashion_mnist_splits_are_balanced() -> None:
     for split, n in (("train", 60000), ("test", 10000)):
@@ -142,6 +143,51 @@ def test_idx_damage_is_reported_with_the_file_name(tmp_path, damage, message) ->
     assert str(path) in str(info.value)
 
 
+def _gzip_of_zeros_after(prefix: bytes, n_zeros: int) -> bytes:
+    """A gzip file of ``prefix`` and ``n_zeros`` zero bytes, compressed chunk by chunk."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as stream:
+        stream.write(prefix)
+        chunk = bytes(1 << 20)
+        for _ in range(n_zeros // len(chunk)):
+            stream.write(chunk)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        (_idx_bytes(IDX_IMAGE_MAGIC, np.zeros((2, 28, 28), np.uint8)), "trailing bytes"),
+        (_idx_bytes(IDX_LABEL_MAGIC, np.zeros(2, np.uint8)), "magic number is 2049"),
+    ],
+    ids=["trailing-bytes", "wrong-magic"],
+)
+def test_idx_gzip_bomb_is_rejected_without_decompressing_it(tmp_path, prefix, message) -> None:
+    import tracemalloc
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(_gzip_of_zeros_after(prefix, 64 << 20))  # ~64 KB expanding to 64 MB
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptDatasetError, match=message):
+            read_idx(path, IDX_IMAGE_MAGIC)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"read {peak} bytes into memory for a 1.6 KB body"
+
+
+def test_idx_declared_size_beyond_what_the_gzip_can_hold_is_truncated(tmp_path) -> None:
+    header = IDX_IMAGE_MAGIC.to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in (2**31, 28, 28)
+    )
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(header + bytes(100)))
+    with pytest.raises(CorruptDatasetError, match=r"truncated.*at most \d+ once decompressed"):
+        read_idx(path, IDX_IMAGE_MAGIC)
+
+
 def test_mnist_rejects_mismatched_labels(tmp_path) -> None:
     folder = tmp_path / "mnist" / "raw"  # torchvision's layout
     folder.mkdir(parents=True)
@@ -172,6 +218,7 @@ def omniglot_background() -> Omniglot:
     return Omniglot(SHARED_DATA, "background")
 
 
+@pytest.mark.slow
 @needs_omniglot
 def test_omniglot_npz_shapes_labels_and_ink_convention(omniglot_background: Omniglot) -> None:
     data = omniglot_background
@@ -196,6 +243,7 @@ def test_omniglot_evaluation_split_and_mnist_size() -> None:
     assert image.max() > 0.5  # strokes survive the antialiased resize
 
 
+@pytest.mark.slow
 @needs_omniglot
 def test_omniglot_zip_matches_npz(omniglot_background: Omniglot) -> None:
     small = Omniglot(SHARED_DATA, "background_small1")
@@ -224,6 +272,23 @@ def test_omniglot_corrupt_and_missing_files(tmp_path) -> None:
     )
     with pytest.raises(CorruptDatasetError, match="must be bool"):
         Omniglot(tmp_path, "evaluation")
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.full((2, 20), np.nan), "integer character indices, got dtype float64"),
+        (np.full((2, 20), -1, np.int64), "non-negative, got -1"),
+    ],
+)
+def test_omniglot_npz_labels_must_be_character_indices(tmp_path, labels, message) -> None:
+    folder = tmp_path / "omniglot"
+    folder.mkdir()
+    images = np.ones((2, 20, 105, 105), bool)
+    np.savez(folder / "images_evaluation.npz", images=images, labels=labels)
+    with pytest.raises(CorruptDatasetError, match=message) as info:
+        Omniglot(tmp_path, "evaluation")
+    assert "images_evaluation.npz" in str(info.value)
 
 
 # --------------------------------------------------------------------------- CelebA (written)
@@ -305,6 +370,38 @@ def test_celeba_errors_name_the_file(tmp_path) -> None:
         CelebA(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["list_attr_celeba.txt", "list_eval_partition.txt"])
+def test_celeba_text_that_is_not_utf8_names_the_file(tmp_path, name) -> None:
+    folder = tmp_path / "celeba"
+    _write_celeba(folder)
+    text = folder / name
+    text.write_bytes(text.read_bytes().replace(b"0", b"\xff", 1))
+    with pytest.raises(CorruptDatasetError, match=rf"{name}.*not a text file in UTF-8"):
+        CelebA(tmp_path)
+
+
+@pytest.mark.parametrize("entry", ["../outside.jpg", "sub/000001.jpg", ".."])
+def test_celeba_partition_names_outside_the_image_folder_are_rejected(tmp_path, entry) -> None:
+    folder = tmp_path / "celeba"
+    names, _ = _write_celeba(folder)
+    partition = folder / "list_eval_partition.txt"
+    partition.write_text(partition.read_text().replace(names[0], entry))
+    attributes = folder / "list_attr_celeba.txt"
+    attributes.write_text(attributes.read_text().replace(names[0], entry))
+    with pytest.raises(CorruptDatasetError, match=r"list_eval_partition\.txt.*line 1 names"):
+        CelebA(tmp_path)
+
+
+def test_celeba_decompression_bomb_is_reported_with_the_file_name(tmp_path, monkeypatch) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    names, _ = _write_celeba(tmp_path / "celeba")
+    data = CelebA(tmp_path)
+    # Pillow refuses images over twice MAX_IMAGE_PIXELS; a 178 x 218 image exceeds 2 * 1000.
+    monkeypatch.setattr(image_module, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(CorruptDatasetError, match=rf"{names[0]}.*decompression bomb"):
+        data[0]
+
+
 # --------------------------------------------------------------------------- 3D Shapes (written)
 
 SHAPES_GRID = (2, 2, 2, 2, 2, 3)
@@ -374,6 +471,38 @@ def test_shapes3d_errors(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match=r"3dshapes\.h5.*h5py"):
         Shapes3D(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["images", "labels"])
+def test_shapes3d_arrays_stored_as_groups_are_reported(tmp_path, key) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "3dshapes.h5"
+    _write_shapes3d(path)
+    with h5py.File(path, "a") as h5:
+        del h5[key]
+        h5.create_group(key).create_dataset("data", data=np.zeros(3))
+    message = rf"3dshapes\.h5.*'{key}' must be an HDF5 dataset"
+    with pytest.raises(CorruptDatasetError, match=message):
+        Shapes3D(path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.full((96, 6), b"red", dtype="S3"), "must be numbers, got dtype"),
+        (np.full((96, 6), np.nan), "NaN or Inf"),
+    ],
+)
+def test_shapes3d_labels_must_be_finite_numbers(tmp_path, labels, message) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "3dshapes.h5"
+    _write_shapes3d(path)
+    with h5py.File(path, "a") as h5:
+        del h5["labels"]
+        h5.create_dataset("labels", data=labels)
+    with pytest.raises(CorruptDatasetError, match=message) as info:
+        Shapes3D(path)
+    assert "3dshapes.h5" in str(info.value)
 
 
 # --------------------------------------------------------------------------- dSprites (written)
@@ -460,6 +589,15 @@ def test_digits_default_needs_no_files() -> None:
     assert counts.sum() == 1797 and (counts > 170).all()
     # deterministic split, identical on a second load
     assert torch.equal(Digits("test").targets, test.targets)
+
+
+def test_digits_without_scikit_learn_say_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="embedded digits") as info:
+        Digits()
+    message = str(info.value)
+    assert "pip install scikit-learn" in message and "[examples] extra" in message
+    assert "otloss[" not in message  # `pip install otloss` is another project on the index
 
 
 def test_digits_native_size_and_upsampling() -> None:

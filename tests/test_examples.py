@@ -40,10 +40,12 @@ def _records(out: Path) -> list[dict]:
 @pytest.mark.parametrize(
     ("script", "extra", "figures"),
     [
-        ("gwae_celeba", ["--dataset", "digits", "--n-critic", "1"], ["isometry.png"]),
+        pytest.param("gwae_celeba", ["--dataset", "digits", "--n-critic", "1"], ["isometry.png"],
+                     marks=pytest.mark.slow),
         ("wae_mnist", ["--dataset", "digits"], []),
         ("wae_mnist", ["--dataset", "digits", "--regularizer", "gan"], []),
-        ("tcwae_dsprites", ["--dataset", "sprites"], ["traversals.png"]),
+        pytest.param("tcwae_dsprites", ["--dataset", "sprites"], ["traversals.png"],
+                     marks=pytest.mark.slow),
         ("swae_mnist", ["--dataset", "digits"], []),
         ("gmwae_mnist", ["--dataset", "digits", "--pretrain-steps", "2"], ["clusters.png"]),
     ],
@@ -52,7 +54,7 @@ def test_example_runs_and_writes_its_outputs(script, extra, figures, tmp_path, c
     out = tmp_path / "run"
     trained = _main(script)([*TINY, *extra, "--out", str(out)])
     for name in ["checkpoint.pt", "model.json", "metrics.jsonl", "reconstructions.png",
-                 "samples.png", *figures]:
+                 "samples.png", "losses.png", *figures]:
         assert (out / name).stat().st_size > 0, name
     records = _records(out)
     assert [r["step"] for r in records] == [1, 2]
@@ -75,6 +77,7 @@ def fixed_batch(model) -> torch.Tensor:
     return torch.rand(4, *model.data_shape, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.slow
 def test_tcwae_falls_back_to_procedural_sprites_without_dsprites(tmp_path, capsys):
     out = tmp_path / "run"
     _main("tcwae_dsprites")([*TINY, "--data-root", str(tmp_path), "--out", str(out),
@@ -94,6 +97,7 @@ def test_gwae_celeba_without_celeba_explains_where_to_put_it(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
     out = tmp_path / "run"
     main = _main("wae_mnist")
@@ -107,6 +111,7 @@ def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
     assert load_checkpoint(out)["step"] == 1
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     argv = [*TINY, "--dataset", "digits", "--out", str(out), "--max-steps", "100000"]
@@ -139,6 +144,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert steps == list(range(1, killed_at + 3))  # records after the checkpoint were redone
 
 
+@pytest.mark.slow
 def test_training_your_own_page_runs_as_written(tmp_path, monkeypatch):
     page = (ROOT / "docs" / "training-your-own.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)

@@ -434,6 +434,7 @@ def test_gradient_of_unbiased_mmd_matches_autograd_of_brute_force():
 sizes = st.integers(min_value=2, max_value=7)
 
 
+@pytest.mark.slow
 @given(n=sizes, m=sizes, d=st.integers(1, 4), seed=st.integers(0, 10_000),
        kernel=st.sampled_from(KERNELS))
 def test_properties_symmetry_nonnegativity_zero_translation(n, m, d, seed, kernel):

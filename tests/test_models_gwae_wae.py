@@ -333,9 +333,10 @@ def test_wae_rejects_bad_arguments_and_inputs():
 
 
 def test_gwae_default_networks_start_informative():
-    # With PyTorch's default init the posterior means of different images differed by
-    # ~1e-3 under unit-variance noise and the decoder ignored z: GWAE reconstructed the
-    # mean image (MNIST, 300 steps: PSNR 9.6 dB, 5-NN accuracy of the codes 0.23).
+    # The posterior means of different images spread more than the posterior noise and the
+    # decoder's output depends on z; with PyTorch's default initialisation the means are
+    # ~1e-3 apart under unit-variance noise and GWAE reconstructs the mean image (MNIST,
+    # 300 steps: PSNR 9.6 dB, 5-NN accuracy of the codes 0.23).
     from otloss.data import Sprites
     from otloss.models.base import INITIAL_LOGVAR
 

@@ -175,8 +175,9 @@ def _sprites(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
 
 
 def test_tcwae_default_posterior_starts_informative():
-    # With PyTorch's default init the means of different sprites differed by 6e-4 under
-    # unit-variance posteriors: q(z | x) started equal to the prior and never left it.
+    # The posterior means of different sprites spread more than the posterior noise, so
+    # q(z | x) does not start equal to the prior (PyTorch's default initialisation puts
+    # the means 6e-4 apart under unit-variance noise, and training never leaves the prior).
     torch.manual_seed(0)
     model = TCWAE((1, 32, 32), dataset_size=100, cost="cross_entropy")
     with torch.no_grad():
@@ -185,10 +186,11 @@ def test_tcwae_default_posterior_starts_informative():
     assert mu.std(0).mean() > (0.5 * logvar).exp().mean()
 
 
+@pytest.mark.slow
 def test_tcwae_mws_with_the_papers_weights_does_not_collapse_onto_the_prior():
     # 60 steps with the paper's dSprites weights (beta 50, gamma 100, cross-entropy): the
-    # posterior means must vary between images (FactorVAE's active-dimension threshold
-    # 0.05); before the initialisation fix every dimension had a spread of 0.00.
+    # posterior means vary between images (FactorVAE's active-dimension threshold 0.05)
+    # instead of every dimension collapsing to a spread of 0.00 onto the prior.
     torch.manual_seed(0)
     x = _sprites(512)
     model = TCWAE((1, 32, 32), estimator="mws", dataset_size=512, cost="cross_entropy")
@@ -275,9 +277,9 @@ def test_swae_z_d_comes_from_the_nearest_pseudo_input():
 
 
 def test_swae_default_prior_noise_starts_below_the_spread_of_its_means():
-    # With PyTorch's default init z_d was pure unit-variance noise around conditional
-    # means (and codes) that differed by 3e-3 between inputs: the x-loss trained the
-    # decoder on noise and the codes shrank under the z-loss.
+    # The prior's samples z_d start closer to their conditional means than those means are
+    # to each other; were z_d unit-variance noise around means 3e-3 apart (PyTorch's
+    # default initialisation), the x-loss would train the decoder on noise.
     torch.manual_seed(0)
     x = _sprites(64, size=28)
     model = SWAE((1, 28, 28), n_pseudo=64)
@@ -533,6 +535,7 @@ def test_gmwae_rejects_bad_configurations_and_inputs():
         bad.losses(torch.rand(4, 10))
 
 
+@pytest.mark.slow
 def test_gmwae_q_k_given_x_learns_the_digit_classes():
     # scikit-learn's digits (64 pixels), the paper's lambda: after 300 steps q(k | x) puts
     # the classes on different components (chance: ~0.11 under Hungarian matching) and is

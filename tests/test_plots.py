@@ -1,5 +1,7 @@
 """Each figure of otloss.plots writes a readable, non-blank PNG; bad inputs raise."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,20 @@ def assert_png(path):
 
 
 @pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the plots save, in order, to inspect what they draw."""
+    saved = []
+    save = plots._save
+
+    def capture(fig, path, dpi):
+        saved.append(fig)
+        return save(fig, path, dpi)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    return saved
+
+
+@pytest.fixture
 def images():
     # Smooth, non-uniform 28x28 greyscale images with values in [0, 1].
     t = torch.linspace(0, 1, 28)
@@ -34,6 +50,15 @@ def test_plot_reconstructions_writes_a_png(tmp_path, images):
     out = plots.plot_reconstructions(images[:, None], noisy[:, None], target, n=4)
     assert out == target
     assert_png(out)
+
+
+def test_plot_reconstructions_labels_its_alternating_rows(tmp_path, images, figures):
+    plots.plot_reconstructions(images[:, None], images[:, None], tmp_path / "rec.png", n=4)
+    (ax,) = figures[0].axes
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    # 10 images in rows of 4: three rows of originals, each above its reconstructions
+    assert rows == ["original", "reconstruction"] * 3
+    assert "top" not in ax.get_title() and "bottom" not in ax.get_title()
 
 
 def test_plot_samples_takes_flat_and_rgb_images(tmp_path, images):
@@ -66,6 +91,32 @@ def test_plot_isometry_writes_a_png(tmp_path):
     assert_png(plots.plot_isometry(dz, dx, tmp_path / "iso_log.png", bins=30, log_counts=True))
 
 
+@pytest.mark.parametrize("log_counts", [False, True])
+def test_plot_isometry_keeps_the_line_inside_the_data_and_leaves_empty_bins_blank(
+    tmp_path, figures, log_counts
+):
+    rng = np.random.default_rng(3)
+    dz = rng.uniform(1.0, 3.0, size=500)
+    dx = 1.5 * dz + rng.normal(scale=0.1, size=500)
+    plots.plot_isometry(dz, dx, tmp_path / "iso.png", bins=20, scale=2.0, log_counts=log_counts)
+    ax = figures[0].axes[0]
+    assert ax.get_xlim() == pytest.approx((dz.min(), dz.max()))
+    assert ax.get_ylim() == pytest.approx((dx.min(), dx.max()))
+    (line,) = ax.get_lines()
+    x, y = line.get_data()
+    assert x.min() >= dz.min() - 1e-12 and y.max() <= dx.max() + 1e-9
+    np.testing.assert_allclose(y, 2.0 * x)
+    counts = np.histogram2d(dz, dx, bins=20)[0].T
+    shown = np.ma.getmaskarray(ax.collections[0].get_array())
+    assert shown.shape == counts.shape
+    np.testing.assert_array_equal(shown, counts == 0)  # masked exactly where no pairs fall
+
+
+def test_plot_isometry_rejects_a_non_positive_scale(tmp_path):
+    with pytest.raises(ValueError, match="scale"):
+        plots.plot_isometry(np.ones(3), np.ones(3), tmp_path / "x.png", scale=0.0)
+
+
 def test_plot_gw_curves_writes_a_png(tmp_path):
     steps = np.arange(0, 1000, 100)
     estimate = 3.0 * np.exp(-steps / 300) + 1.2
@@ -79,6 +130,14 @@ def test_plot_latent_scatter_projects_codes(tmp_path):
     prior = rng.normal(size=(200, 8))
     assert_png(plots.plot_latent_scatter(codes, labels, tmp_path / "pca.png", prior_samples=prior))
     assert_png(plots.plot_latent_scatter(codes[:, :2], labels, tmp_path / "two.png"))
+
+
+@pytest.mark.slow
+def test_plot_latent_scatter_projects_codes_by_tsne(tmp_path):
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, size=300)
+    codes = 4.0 * np.eye(10)[labels] @ rng.normal(size=(10, 8)) + rng.normal(size=(300, 8))
     tsne = plots.plot_latent_scatter(
         codes[:30], labels[:30], tmp_path / "tsne.png", method="tsne", tsne_max_iter=250
     )
@@ -92,6 +151,65 @@ def test_plot_cluster_posterior_writes_a_png(tmp_path):
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert_png(plots.plot_cluster_posterior(labels, probs, tmp_path / "qk.png"))
     assert_png(plots.plot_cluster_posterior(labels, probs, tmp_path / "raw.png", reorder=False))
+
+
+def test_plot_cluster_posterior_colours_probabilities_on_a_fixed_scale(tmp_path, figures):
+    labels = np.repeat(np.arange(10), 5)
+    uniform = np.full((50, 10), 0.1)
+    plots.plot_cluster_posterior(labels, uniform, tmp_path / "qk.png")
+    ax = figures[0].axes[0]
+    # a uniform posterior is 0.1 of the scale, not its maximum
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    numbers = [t for t in ax.texts if t.get_text() == "0.10"]
+    assert len(numbers) == 100
+    assert min(t.get_fontsize() for t in numbers) >= 8
+    assert all(t.get_color() == "black" for t in numbers)  # dark text on the pale cells
+
+
+def _metrics_records():
+    return [
+        {"step": s, "loss": 10.0 / s, "gw": 1.0 + 1.0 / s, "critic/loss": -0.5, "lr": 1e-4,
+         "critic/lr": 5e-5, "elapsed": 0.1 * s}
+        for s in (50, 100, 150, 200)
+    ]
+
+
+def test_plot_losses_draws_each_logged_term_against_the_step(tmp_path, figures):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _metrics_records()))
+    out = plots.plot_losses(path, tmp_path / "run" / "losses.png")
+    assert out == tmp_path / "run" / "losses.png"
+    assert_png(out)
+    panels = [ax for ax in figures[0].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["loss", "gw", "critic/loss"]
+    x, y = panels[0].get_lines()[0].get_data()
+    np.testing.assert_array_equal(x, [50, 100, 150, 200])
+    np.testing.assert_allclose(y, [0.2, 0.1, 10 / 150, 0.05])
+    assert all(ax.get_xlabel() == "step" for ax in panels)  # one row: each shows the steps
+
+
+def test_plot_losses_leaves_a_gap_for_a_term_missing_from_a_record(tmp_path, figures):
+    records = _metrics_records()
+    del records[1]["gw"]
+    plots.plot_losses(records, tmp_path / "losses.png", exclude=(), ncol=2)
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_visible()]
+    assert titles == ["loss", "gw", "critic/loss", "lr", "critic/lr", "elapsed"]
+    gw = figures[0].axes[1].get_lines()[0].get_data()[1]
+    assert np.isnan(gw[1]) and np.isfinite(gw[[0, 2, 3]]).all()
+
+
+def test_plot_losses_rejects_records_without_steps_or_terms(tmp_path):
+    with pytest.raises(ValueError, match="no records"):
+        plots.plot_losses([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="record 0 has no numeric 'step'"):
+        plots.plot_losses([{"loss": 1.0}], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no numeric terms"):
+        plots.plot_losses([{"step": 1, "lr": 1e-3}], tmp_path / "x.png")
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl line 2"):
+        plots.plot_losses(bad, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_plots_reject_bad_inputs(tmp_path, images):

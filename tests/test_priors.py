@@ -159,6 +159,7 @@ def test_gmp_weights_receive_gradients_in_the_right_direction():
     torch.testing.assert_close(prior.logits.grad, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_gmp_learns_unequal_weights():
     torch.manual_seed(0)
     prior = GaussianMixturePrior(1, 2)

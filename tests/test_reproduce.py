@@ -30,6 +30,7 @@ def test_budget_must_be_positive():
         reproduce.parse_args(["--budget-minutes", "0"])
 
 
+@pytest.mark.slow
 @needs_data
 def test_smallest_budget_writes_the_report_with_every_row_and_figure(tmp_path):
     out = tmp_path / "docs" / "results.md"

@@ -88,6 +88,7 @@ def _potentials(x, y, blur):
     return out.f.numpy(), out.g.numpy()
 
 
+@pytest.mark.slow
 # Measured relative error of the default stopping test on these 40 x 30 clouds: 2e-9 at
 # blur 0.5, 1.3e-3 at 0.1 and 1.9e-3 at 0.05 (nearly discrete problems, the hardest case).
 @pytest.mark.parametrize(("blur", "default_rtol"), [(0.5, 1e-6), (0.1, 3e-3), (0.05, 3e-3)])
@@ -113,6 +114,7 @@ def test_cold_pot_agrees_at_large_blur():
     assert abs(ours - ref) <= 1e-8 * ref
 
 
+@pytest.mark.slow
 def test_default_is_converged_where_geomloss_is_not():
     x, y = clouds(40, 30)
     tight = float(sinkhorn_divergence(x, y, blur=0.1, rtol=1e-8, max_iter=5000))
@@ -141,6 +143,7 @@ def test_primal_cost_approaches_emd_as_blur_vanishes():
 # -- gradients -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorized", "blocked"])
 @pytest.mark.parametrize("p", [1, 2])
 def test_point_gradients_match_finite_differences(p, backend):
@@ -208,6 +211,7 @@ def test_restores_grad_mode(grad_mode):
 # -- batching and padding ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "rtol"),
     [({"tol": None, "rtol": None}, 1e-10), ({"tol": 1e-6}, 1e-5), ({}, 3e-3)],
@@ -343,6 +347,7 @@ points = st.integers(min_value=0, max_value=10_000).map(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(points, points)
 def test_is_symmetric(x, y):
@@ -359,6 +364,7 @@ def test_is_symmetric(x, y):
     assert math.isclose(float(forward), float(backward), rel_tol=3e-3)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(points, st.sampled_from([1, 2]))
 def test_is_zero_on_shared_points(x, p):
@@ -371,6 +377,7 @@ def test_is_zero_on_shared_points(x, p):
     assert abs(float(sinkhorn_divergence(x, x.clone(), p=p, blur=0.2))) < 1e-4
 
 
+@pytest.mark.slow
 @settings(max_examples=15)
 @given(points, points, st.sampled_from([0.05, 0.3, 1.0]))
 def test_debiased_p2_is_nonnegative(x, y, blur):

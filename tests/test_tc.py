@@ -476,6 +476,7 @@ def _train(model, sample_pair, steps, generator, lr=2e-3):
         schedule.step()
 
 
+@pytest.mark.slow
 def test_density_ratio_tc_approaches_the_gaussian_tc(single_thread):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -493,6 +494,7 @@ def test_density_ratio_tc_approaches_the_gaussian_tc(single_thread):
     assert abs(estimate - true_tc) < 0.08  # errors over 8 seeds: -0.008 to -0.039
 
 
+@pytest.mark.slow
 def test_density_ratio_dimwise_kl_approaches_the_marginal_kl(single_thread):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(2)

@@ -185,6 +185,7 @@ train(__import__("pathlib").Path(sys.argv[1]), "adversarial", 10**9, checkpoint_
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this platform")
 def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"

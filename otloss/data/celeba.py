@@ -50,15 +50,37 @@ def _find_text(folder: Path, name: str, subfolder: str) -> Path:
     raise missing_file_error("celeba", folder / name, folder)
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a release text file (ASCII in the release; UTF-8 accepted)."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise CorruptDatasetError(
+            path, f"is not a text file in UTF-8 (byte {err.start}: {err.reason})", _SOURCE
+        ) from err
+
+
+def _is_plain_file_name(name: str) -> bool:
+    """Whether ``name`` names a file inside the image folder (no folders, no ``..``)."""
+    return name not in (".", "..") and "/" not in name and "\\" not in name
+
+
 def _read_partition(path: Path) -> dict[str, int]:
     partition: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(_read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split()
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
             raise CorruptDatasetError(
                 path, f"line {number} is {line!r}, expected '<file>.jpg <0|1|2>'", _SOURCE
+            )
+        if not _is_plain_file_name(fields[0]):
+            raise CorruptDatasetError(
+                path,
+                f"line {number} names {fields[0]!r}, which is not a file name inside "
+                "img_align_celeba/ (no folders or '..' allowed)",
+                _SOURCE,
             )
         partition[fields[0]] = int(fields[1])
     if not partition:
@@ -67,7 +89,7 @@ def _read_partition(path: Path) -> dict[str, int]:
 
 
 def _read_attributes(path: Path) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in _read_lines(path) if line.strip()]
     if len(lines) < 2 or not lines[0].strip().isdigit():
         raise CorruptDatasetError(
             path, "expected an image count on line 1 and attribute names on line 2", _SOURCE
@@ -165,6 +187,11 @@ class CelebA(Dataset):
         try:
             with image_module.open(path) as jpeg:
                 rgb = jpeg.convert("RGB")
+        except image_module.DecompressionBombError as err:
+            raise CorruptDatasetError(
+                path, f"is far larger than a CelebA image, refused as a decompression bomb ({err})",
+                _SOURCE,
+            ) from err
         except OSError as err:
             raise CorruptDatasetError(path, f"cannot decode the image ({err})", _SOURCE) from err
         width, height = rgb.size

@@ -32,23 +32,19 @@ IDX_IMAGE_MAGIC = 2051
 #: Magic number of an IDX file of unsigned-byte labels ``(N,)``.
 IDX_LABEL_MAGIC = 2049
 _GZIP_SIGNATURE = b"\x1f\x8b"
+#: Deflate expands a stream at most about 1032-fold (RFC 1951: a 258-byte match coded in as
+#: few as 2 bits), so a gzip file of n bytes holds at most this times n bytes of data; a header
+#: declaring more proves the file truncated before anything is decompressed.
+_MAX_DEFLATE_RATIO = 1032
 _FILE_PREFIX = {"train": "train", "test": "t10k"}
-
-
-def _read_bytes(path: Path, source: str | None) -> bytes:
-    raw = path.read_bytes()
-    if not raw.startswith(_GZIP_SIGNATURE):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as err:
-        raise CorruptDatasetError(
-            path, f"the gzip stream is truncated or damaged ({err})", source
-        ) from err
 
 
 def read_idx(path: str | os.PathLike[str], magic: int, *, source: str | None = None) -> np.ndarray:
     """Read an unsigned-byte IDX file, gzip-compressed or raw.
+
+    The file is streamed: the magic number and the declared shape are checked before the
+    body is read, and no more than the declared body is ever decompressed, so a damaged or
+    hostile gzip file cannot expand into memory beyond what its header announces.
 
     Args:
         path: the file (compression is detected from its content, not its name).
@@ -61,37 +57,67 @@ def read_idx(path: str | os.PathLike[str], magic: int, *, source: str | None = N
 
     Raises:
         CorruptDatasetError: wrong magic number, truncated header or body, trailing bytes,
-            or a damaged gzip stream.
+            a declared size the file cannot hold, or a damaged gzip stream.
     """
     path = Path(path)
-    raw = _read_bytes(path, source)
     kind = {IDX_IMAGE_MAGIC: "images", IDX_LABEL_MAGIC: "labels"}.get(magic, "data")
-    if len(raw) < 4:
+    size = path.stat().st_size
+    with path.open("rb") as probe:
+        compressed = probe.read(len(_GZIP_SIGNATURE)) == _GZIP_SIGNATURE
+    try:
+        with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
+            head = stream.read(4)
+            if len(head) < 4:
+                raise CorruptDatasetError(
+                    path, f"{len(head)} bytes, too short for the 4-byte IDX magic number", source
+                )
+            found = int.from_bytes(head, "big")
+            if found != magic:
+                raise CorruptDatasetError(
+                    path, f"IDX magic number is {found}, expected {magic} for {kind}", source
+                )
+            ndim = head[3]
+            header = 4 + 4 * ndim
+            sizes = stream.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise CorruptDatasetError(
+                    path,
+                    f"truncated IDX header ({4 + len(sizes)} bytes, the header needs {header})",
+                    source,
+                )
+            dims = tuple(int.from_bytes(sizes[4 * k : 4 * k + 4], "big") for k in range(ndim))
+            expected = header + math.prod(dims)
+            capacity = size * _MAX_DEFLATE_RATIO if compressed else size
+            if expected > capacity:
+                holds = f"at most {capacity} once decompressed" if compressed else str(size)
+                raise CorruptDatasetError(
+                    path,
+                    f"truncated: the header declares shape {dims}, i.e. {expected} bytes, but "
+                    f"the file holds {holds}",
+                    source,
+                )
+            body = stream.read(expected - header)
+            if len(body) < expected - header:
+                raise CorruptDatasetError(
+                    path,
+                    f"truncated: the header declares shape {dims}, i.e. {expected} bytes, but "
+                    f"the file holds {header + len(body)}",
+                    source,
+                )
+            if stream.read(1):
+                raise CorruptDatasetError(
+                    path,
+                    f"has trailing bytes: the header declares shape {dims}, i.e. {expected} "
+                    "bytes, and more follow",
+                    source,
+                )
+    except (EOFError, OSError, zlib.error) as err:
+        if not compressed:
+            raise
         raise CorruptDatasetError(
-            path, f"{len(raw)} bytes, too short for the 4-byte IDX magic number", source
-        )
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise CorruptDatasetError(
-            path, f"IDX magic number is {found}, expected {magic} for {kind}", source
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise CorruptDatasetError(
-            path, f"truncated IDX header ({len(raw)} bytes, the header needs {header})", source
-        )
-    dims = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
-    expected = header + math.prod(dims)
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise CorruptDatasetError(
-            path,
-            f"{problem}: the header declares shape {dims}, i.e. {expected} bytes, but the "
-            f"file holds {len(raw)}",
-            source,
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+            path, f"the gzip stream is truncated or damaged ({err})", source
+        ) from err
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 class MNIST(Dataset):

@@ -124,6 +124,16 @@ class Omniglot(Dataset):
             raise CorruptDatasetError(
                 path, f"'labels' has shape {labels.shape}, expected {images.shape[:2]}", _SOURCE
             )
+        if labels.dtype.kind not in "iu":
+            raise CorruptDatasetError(
+                path,
+                f"'labels' must be integer character indices, got dtype {labels.dtype}",
+                _SOURCE,
+            )
+        if labels.size and labels.min() < 0:
+            raise CorruptDatasetError(
+                path, f"'labels' must be non-negative, got {labels.min()}", _SOURCE
+            )
         # 1 bit per pixel (27 MB instead of 212 MB for the background set); inverting the
         # packed bytes turns white-background pixels into ink = 1 without a full-size copy.
         packed = np.packbits(images.reshape(-1, OMNIGLOT_SIZE, OMNIGLOT_SIZE), axis=-1)

@@ -79,6 +79,14 @@ class Shapes3D(Dataset, GroundTruthData):
                     raise CorruptDatasetError(
                         self.path, f"missing datasets {sorted(missing)} (has {list(h5)})", _SOURCE
                     )
+                for key in ("images", "labels"):
+                    if not isinstance(h5[key], h5py.Dataset):
+                        raise CorruptDatasetError(
+                            self.path,
+                            f"'{key}' must be an HDF5 dataset (an array), got an HDF5 "
+                            f"{type(h5[key]).__name__}",
+                            _SOURCE,
+                        )
                 images, labels = h5["images"], h5["labels"]
                 n = images.shape[0]
                 if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
@@ -94,7 +102,15 @@ class Shapes3D(Dataset, GroundTruthData):
                         f"{len(SHAPES3D_FACTORS)}) for {n} images",
                         _SOURCE,
                     )
+                if labels.dtype.kind not in "iuf":
+                    raise CorruptDatasetError(
+                        self.path, f"'labels' must be numbers, got dtype {labels.dtype}", _SOURCE
+                    )
                 label_values = labels[()]
+                if not np.isfinite(label_values).all():
+                    raise CorruptDatasetError(
+                        self.path, "'labels' contains NaN or Inf factor values", _SOURCE
+                    )
                 self._native_size = images.shape[1]
         except OSError as err:
             raise CorruptDatasetError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from otloss._optional import import_optional
-from otloss.metrics._arrays import as_codes, as_labels, check_same_length, to_numpy
+from otloss.metrics.arrays import as_codes, as_labels, check_same_length, to_numpy
 
 __all__ = [
     "class_cluster_matrix",

@@ -32,7 +32,7 @@ import torch
 
 from otloss._checks import check_count
 from otloss._optional import import_optional
-from otloss.metrics._arrays import as_codes, as_factors, check_same_length, to_numpy
+from otloss.metrics.arrays import as_codes, as_factors, check_same_length, to_numpy
 
 __all__ = [
     "dci",

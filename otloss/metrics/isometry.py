@@ -16,7 +16,7 @@ import torch
 
 from otloss._checks import check_exponent
 from otloss._optional import import_optional
-from otloss.metrics._arrays import as_codes, to_numpy
+from otloss.metrics.arrays import as_codes, to_numpy
 from otloss.ops import pairwise_distances
 
 __all__ = ["empirical_gw", "isometry_pairs"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from otloss.metrics._arrays import as_scores
+from otloss.metrics.arrays import as_scores
 
 __all__ = ["ood_auroc"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from otloss.metrics._arrays import to_numpy
+from otloss.metrics.arrays import to_numpy
 
 __all__ = ["psnr"]
 

@@ -131,8 +131,9 @@ class TCWAE(OTAutoencoder):
             baseline).
         arch: ``"tcwae"`` (32-32-64-64, the paper's) or ``"gwae"`` (32-64-128-256) default
             image networks.
-        discriminator_hidden, discriminator_depth: width and number of hidden ReLU layers
-            of each GAN discriminator (Table 3: 1000 and 6).
+        discriminator_hidden: width of each GAN discriminator's hidden ReLU layers
+            (Table 3: 1000).
+        discriminator_depth: number of those layers (Table 3: 6).
         encoder: maps data to ``(N, 2 L)`` (mean, log-variance); replaces the default.
         decoder: maps ``(N, L)`` codes to data; replaces the default.
 

@@ -80,8 +80,9 @@ class WAE(OTAutoencoder):
         prior: a prior module (``rsample``, ``latent_dim``); default N(0, I).
         stochastic_encoder: Gaussian encoder instead of a deterministic one.
         mmd: the MMD module for ``regularizer="mmd"`` (default ``MMD(kernel="imq")``).
-        encoder, decoder: replace the default networks (the encoder must output ``L``
-            features, or ``2 L`` when stochastic).
+        encoder: replaces the default encoder (it must output ``L`` features, or ``2 L``
+            when stochastic).
+        decoder: replaces the default decoder.
         discriminator: replaces the default discriminator (``(N, L) -> (N,)`` or
             ``(N, 1)`` logits).
 

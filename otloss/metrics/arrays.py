@@ -1,7 +1,8 @@
-"""Conversion of metric inputs (numpy arrays, torch tensors, sequences) to checked numpy arrays.
+"""Conversion of metric and figure inputs (numpy arrays, torch tensors, sequences) to checked
+numpy arrays, shared by :mod:`otloss.metrics` and :mod:`otloss.plots`.
 
-Metrics run on the host in float64 numpy: they are evaluation code, called once per
-checkpoint, so a device-to-host copy here is expected. Every check raises ``TypeError``
+Metrics and figures run on the host in float64 numpy: they are evaluation code, called once
+per checkpoint, so a device-to-host copy here is expected. Every check raises ``TypeError``
 (not array-like, not numeric) or ``ValueError`` (shape, size, non-finite values) naming
 the argument and its shape.
 """
