@@ -47,7 +47,7 @@ __all__ = [
     "total_correlation",
 ]
 
-#: Names that live in :mod:`otloss.train`, imported on first use so that ``import otloss``
+#: Names that live in `otloss.train`, imported on first use so that ``import otloss``
 #: loads no training machinery.
 _TRAINING = ("TrainConfig", "Trainer")
 

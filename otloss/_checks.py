@@ -259,7 +259,7 @@ def check_spread_weights(name: str, w: Tensor | None, why: str) -> None:
     """Require at least two samples of positive weight (a U-statistic's pairs ``i != j``).
 
     One sample carrying all the weight leaves no pair with weight: the weighted
-    U-statistic is undefined (its normaliser :math:`\\sum_{i \\ne j} w_i w_j` is 0).
+    U-statistic is undefined (its normaliser $\\sum_{i \\ne j} w_i w_j$ is 0).
     """
     if w is None:
         return
@@ -324,7 +324,7 @@ def check_choice_or_callable(name: str, value: object, choices: Sequence[str]) -
 
 
 def check_kernel(kernel: object) -> Kernel | Callable[[Tensor, float | Tensor], Tensor]:
-    """A registered kernel name (resolved to its :class:`otloss.ops.Kernel`), a ``Kernel``
+    """A registered kernel name (resolved to its `otloss.ops.Kernel`), a ``Kernel``
     or a callable ``k(d2, c)``."""
     if isinstance(kernel, str):
         return get_kernel(kernel)

@@ -1,12 +1,12 @@
 """The examples' application layer: flags, data, model, trainer, figures and messages.
 
 This module serves command-line programs; the rest of otloss never prints or exits. Here
-too, the functions that do the work (:func:`load_training_data`, :func:`build_model`,
-:func:`make_trainer`, :func:`fit`, :func:`save_figures`) return values or raise
-:class:`ExampleError`, whose message says what to do. Two kinds of function talk to the
-person at the terminal, and only they: :func:`application`, the decorator of a script's
-``main``, turns an :class:`ExampleError` into an ``error:`` line and exit status 2 (as
-argparse does for a bad flag), and :func:`announce` / :func:`report` print what a run
+too, the functions that do the work (`load_training_data`, `build_model`,
+`make_trainer`, `fit`, `save_figures`) return values or raise
+`ExampleError`, whose message says what to do. Two kinds of function talk to the
+person at the terminal, and only they: `application`, the decorator of a script's
+``main``, turns an `ExampleError` into an ``error:`` line and exit status 2 (as
+argparse does for a bad flag), and `announce` / `report` print what a run
 does and leaves.
 
 Every script in ``examples/`` reads like this, top to bottom::
@@ -97,7 +97,7 @@ class ExampleError(Exception):
 
 
 def application(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a script's ``main(argv)``: an :class:`ExampleError` becomes the line
+    """Decorate a script's ``main(argv)``: an `ExampleError` becomes the line
     ``error: <message>`` on standard error and exit status 2, with no traceback."""
 
     @functools.wraps(main)
@@ -153,7 +153,7 @@ class ExampleParser(argparse.ArgumentParser):
         self.model_defaults[name] = model_default if shown is None else shown
 
     def train_flag(self, name: str, *, help: str, **kwargs: Any) -> None:
-        """Add ``--<name>`` for the :class:`~otloss.train.TrainConfig` field ``name``; its
+        """Add ``--<name>`` for the `TrainConfig` field ``name``; its
         default is the model's ``training_defaults``, else TrainConfig's."""
         default = _train_default(self.model, name, self.train_defaults)
         kwargs.setdefault("type", type(default) if default is not None else float)
@@ -227,7 +227,7 @@ def example_parser(
             (default: the model's class name in lower case).
 
     Returns:
-        The parser; scripts add their model flags (:meth:`ExampleParser.model_flag`)
+        The parser; scripts add their model flags (`ExampleParser.model_flag`)
         before parsing.
     """
     name = name or (model.__name__.lower() if model is not None else "otloss")
@@ -271,7 +271,7 @@ def load_training_data(
 
     With ``fallback`` (e.g. ``"sprites"`` for dSprites), a missing dataset is replaced by
     that one: ``args.dataset`` becomes it, the default run folder is named after it, and
-    ``args.note`` says so (printed by :func:`announce`).
+    ``args.note`` says so (printed by `announce`).
 
     Raises:
         ExampleError: an unknown dataset name, missing or corrupt files (with the
@@ -384,13 +384,13 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_model(args: argparse.Namespace, **derived: Any) -> OTAutoencoder:
-    """The parser's model from :func:`model_arguments` and the arguments the script
+    """The parser's model from `model_arguments` and the arguments the script
     derives from the data (``data_shape=...``, ``dataset_size=...``, or a default that
-    depends on the data), which replace those of :func:`model_arguments` unless given as
+    depends on the data), which replace those of `model_arguments` unless given as
     flags.
 
     On resume the model is built from the run's stored arguments; a derived one that
-    differs (other data) is an :class:`ExampleError` naming both values.
+    differs (other data) is an `ExampleError` naming both values.
     """
     parser: ExampleParser = args.parser
     derived = {k: v for k, v in derived.items() if k not in args.given}
@@ -438,7 +438,7 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_trainer(model: nn.Module, args: argparse.Namespace, **defaults: Any) -> Trainer:
-    """A :class:`~otloss.train.Trainer` for ``model`` from the flags (:func:`train_settings`)
+    """A `Trainer` for ``model`` from the flags (`train_settings`)
     over the model's ``training_defaults`` and ``defaults``.
 
     Raises:

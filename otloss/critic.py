@@ -2,18 +2,18 @@ r"""Kantorovich critics: adversarial estimates of the 1-Wasserstein distance.
 
 By Kantorovich-Rubinstein duality
 
-.. math::
+$$
+W_1(P, Q) = \sup_{\|f\|_{L} \le 1} \mathbb{E}_{P} f - \mathbb{E}_{Q} f,
+$$
 
-    W_1(P, Q) = \sup_{\|f\|_{L} \le 1} \mathbb{E}_{P} f - \mathbb{E}_{Q} f,
-
-so a neural network :math:`f` kept (approximately) 1-Lipschitz and trained to maximise
-:math:`\mathbb{E}_P f - \mathbb{E}_Q f` gives a differentiable estimate of :math:`W_1`
-for a generator to minimise (WGAN; GWAE's joint term :math:`L_D` on :math:`(x, z)` pairs).
+so a neural network $f$ kept (approximately) 1-Lipschitz and trained to maximise
+$\mathbb{E}_P f - \mathbb{E}_Q f$ gives a differentiable estimate of $W_1$
+for a generator to minimise (WGAN; GWAE's joint term $L_D$ on $(x, z)$ pairs).
 The Lipschitz constraint is imposed by a gradient penalty (Gulrajani et al., 2017) and/or
 spectral normalisation (Miyato et al., 2018).
 
-Bias: the estimate is a **lower bound** on :math:`W_1` of the samples it is evaluated on
-whenever :math:`f` is truly 1-Lipschitz; an under-trained or over-constrained critic
+Bias: the estimate is a **lower bound** on $W_1$ of the samples it is evaluated on
+whenever $f$ is truly 1-Lipschitz; an under-trained or over-constrained critic
 (spectral norm with piecewise-linear activations) underestimates, and a gradient-penalty
 critic can slightly overshoot because the penalty is soft. ``docs/critic.md`` gives the
 measured sizes of both effects.
@@ -74,7 +74,7 @@ def _interpolate(
 
 
 def _penalty(values: Tensor, points: tuple[Tensor, ...], center: float) -> Tensor:
-    r"""Mean of :math:`(\|\nabla f(p_i)\| - c)^2` over samples, the gradient being the
+    r"""Mean of $(\|\nabla f(p_i)\| - c)^2$ over samples, the gradient being the
     concatenation of the flattened gradients with respect to every member of ``points``."""
     if values.grad_fn is None:
         raise ValueError(
@@ -102,16 +102,16 @@ def gradient_penalty(
 ) -> Tensor:
     r"""Gradient penalty of a critic on random interpolates (WGAN-GP, GWAE appendix B.3).
 
-    .. math::
+    $$
+    \mathrm{GP} = \mathbb{E}_i \bigl(\|\nabla f(\hat u_i)\|_2 - c\bigr)^2, \qquad
+    \hat u_i = t_i\, u_i + (1 - t_i)\, u'_i, \quad t_i \sim U(0, 1),
+    $$
 
-        \mathrm{GP} = \mathbb{E}_i \bigl(\|\nabla f(\hat u_i)\|_2 - c\bigr)^2, \qquad
-        \hat u_i = t_i\, u_i + (1 - t_i)\, u'_i, \quad t_i \sim U(0, 1),
-
-    with :math:`u_i` a real and :math:`u'_i` a fake sample. For a joint critic
-    :math:`f(x, z)` the inputs are tuples, one :math:`t_i` is shared by :math:`x` and
-    :math:`z` of the same pair, and :math:`\nabla f` is the concatenation of the flattened
-    gradients with respect to every member. :math:`c = 1` (default) is the one-centred
-    penalty of Gulrajani et al.; :math:`c = 0` penalises :math:`\|\nabla f\|^2` (zero-centred,
+    with $u_i$ a real and $u'_i$ a fake sample. For a joint critic
+    $f(x, z)$ the inputs are tuples, one $t_i$ is shared by $x$ and
+    $z$ of the same pair, and $\nabla f$ is the concatenation of the flattened
+    gradients with respect to every member. $c = 1$ (default) is the one-centred
+    penalty of Gulrajani et al.; $c = 0$ penalises $\|\nabla f\|^2$ (zero-centred,
     Mescheder et al. 2018 / Thanh-Tung et al. 2019).
 
     The interpolates are built from **detached** inputs, so the penalty's gradient reaches
@@ -122,8 +122,8 @@ def gradient_penalty(
         f: the critic, called as ``f(u)`` or ``f(x, z)``; returns ``(N,)`` or ``(N, 1)``.
         real: ``(N, *)`` tensor or tuple of ``(N, *)`` tensors.
         fake: same shapes as ``real``.
-        center: target gradient norm :math:`c \ge 0`.
-        generator: random generator for the :math:`t_i` (on the inputs' device).
+        center: target gradient norm $c \ge 0$.
+        generator: random generator for the $t_i$ (on the inputs' device).
 
     Returns:
         Scalar tensor, differentiable with respect to the critic's parameters.
@@ -134,7 +134,7 @@ def gradient_penalty(
             (a critic that detaches its output).
         RuntimeError: called under ``torch.inference_mode()``.
 
-    Example:
+    Examples:
         >>> f = nn.Linear(3, 1)
         >>> gradient_penalty(f, torch.randn(8, 3), torch.randn(8, 3))
     """
@@ -163,22 +163,22 @@ def _apply_spectral_norm(net: nn.Module) -> int:
 
 
 class KantorovichCritic(nn.Module):
-    r"""A 1-Lipschitz critic :math:`f` and the dual estimate of :math:`W_1` it yields.
+    r"""A 1-Lipschitz critic $f$ and the dual estimate of $W_1$ it yields.
 
-    .. math::
+    $$
+    \widehat{W}_1 = \frac{1}{N}\sum_i f(u_i) - \frac{1}{M}\sum_j f(u'_j), \qquad
+    \mathcal{L}_{\text{critic}} = -\widehat{W}_1 + \lambda_{GP}\, \mathrm{GP}_c
+        + \frac{\lambda_{\text{drift}}}{N + M}
+          \Bigl(\sum_i f(u_i)^2 + \sum_j f(u'_j)^2\Bigr)
+    $$
 
-        \widehat{W}_1 = \frac{1}{N}\sum_i f(u_i) - \frac{1}{M}\sum_j f(u'_j), \qquad
-        \mathcal{L}_{\text{critic}} = -\widehat{W}_1 + \lambda_{GP}\, \mathrm{GP}_c
-            + \frac{\lambda_{\text{drift}}}{N + M}
-              \Bigl(\sum_i f(u_i)^2 + \sum_j f(u'_j)^2\Bigr)
-
-    with :math:`\mathrm{GP}_c` the :func:`gradient_penalty` centred at
-    :math:`c` = ``gp_center``. The drift term (ProGAN) anchors the free additive constant
-    of :math:`f`; here it is averaged over real and fake samples alike.
+    with $\mathrm{GP}_c$ the `gradient_penalty` centred at
+    $c$ = ``gp_center``. The drift term (ProGAN) anchors the free additive constant
+    of $f$; here it is averaged over real and fake samples alike.
 
     **Two-step usage.** The critic step and the generator step are separate forward
     passes; no graph is ever reused after an optimiser step, and the critic step cannot
-    push gradients into the generator because :meth:`critic_loss` detaches its inputs::
+    push gradients into the generator because `critic_loss` detaches its inputs::
 
         for _ in range(n_critic):                       # 1. critic step(s)
             critic_opt.zero_grad()
@@ -189,14 +189,14 @@ class KantorovichCritic(nn.Module):
         gen_opt.step()
 
     The generator minimises the estimate (it raises the critic's scores of its samples;
-    GWAE minimises :math:`L_D` over the encoder, whose pairs are "real", and the decoder
+    GWAE minimises $L_D$ over the encoder, whose pairs are "real", and the decoder
     and prior, whose pairs are "fake"). ``fake`` may be computed once per iteration and
     used in both steps: the critic step never backpropagates into its graph.
     The generator step also leaves gradients on the critic's parameters; the critic
     optimiser's ``zero_grad`` clears them, or call ``critic.requires_grad_(False)``
     around the generator step to skip computing them.
 
-    Bias: :math:`\widehat W_1 \le W_1` of the evaluated samples whenever :math:`f` is
+    Bias: $\widehat W_1 \le W_1$ of the evaluated samples whenever $f$ is
     1-Lipschitz; spectral normalisation with LeakyReLU layers underestimates by a few to
     tens of percent (measured in ``docs/critic.md``), the soft gradient penalty can
     overshoot by a few percent.
@@ -206,17 +206,17 @@ class KantorovichCritic(nn.Module):
             treat samples independently (no batch normalisation); real, fake and
             interpolated samples go through it in one concatenated pass.
         spectral_norm: wrap every Linear/Conv/ConvTranspose weight of ``net`` (in place)
-            with :func:`torch.nn.utils.parametrizations.spectral_norm`.
-        gp_weight: :math:`\lambda_{GP} \ge 0` (GWAE: 10); 0 disables the penalty.
-        gp_center: :math:`c`: 1 (one-centred) or 0 (zero-centred).
-        drift_weight: :math:`\lambda_{\text{drift}} \ge 0`.
+            with `torch.nn.utils.parametrizations.spectral_norm`.
+        gp_weight: $\lambda_{GP} \ge 0$ (GWAE: 10); 0 disables the penalty.
+        gp_center: $c$: 1 (one-centred) or 0 (zero-centred).
+        drift_weight: $\lambda_{\text{drift}} \ge 0$.
 
     Shape:
         - real, fake: a ``(N, *)`` tensor or a tuple such as ``(x (N, *), z (N, L))``;
           the gradient penalty needs as many fakes as reals.
         - forward output: ``(N,)``; losses: scalars.
 
-    Example:
+    Examples:
         >>> critic = KantorovichCritic(nn.Sequential(nn.Linear(2, 64), nn.LeakyReLU(0.2),
         ...                                          nn.Linear(64, 1)))
         >>> loss = critic.critic_loss(torch.randn(128, 2), torch.randn(128, 2) + 1)
@@ -245,7 +245,7 @@ class KantorovichCritic(nn.Module):
         self.net = net
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        """Scores :math:`f(u)` or :math:`f(x, z)`: ``(N,)``."""
+        """Scores $f(u)$ or $f(x, z)$: ``(N,)``."""
         if not inputs:
             raise TypeError("the critic needs at least one input tensor")
         for i, t in enumerate(inputs):
@@ -264,8 +264,8 @@ class KantorovichCritic(nn.Module):
         """The critic objective and its parts, for logging.
 
         Returns:
-            dict with ``loss`` (what :meth:`critic_loss` returns), ``estimate``
-            (:math:`\\widehat W_1`, detached from the generator), ``gradient_penalty`` and
+            dict with ``loss`` (what `critic_loss` returns), ``estimate``
+            ($\\widehat W_1$, detached from the generator), ``gradient_penalty`` and
             ``drift`` (unweighted; zero tensors when their weight is 0).
         """
         use_gp = self.gp_weight > 0
@@ -292,7 +292,7 @@ class KantorovichCritic(nn.Module):
     def critic_loss(
         self, real: Inputs, fake: Inputs, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        r"""Loss the critic minimises: :math:`-\widehat W_1` + penalties (scalar).
+        r"""Loss the critic minimises: $-\widehat W_1$ + penalties (scalar).
 
         ``real`` and ``fake`` are detached: backpropagating this loss reaches only the
         critic's parameters. ``generator`` drives the interpolation coefficients.
@@ -300,7 +300,7 @@ class KantorovichCritic(nn.Module):
         return self.critic_terms(real, fake, generator=generator)["loss"]
 
     def estimate(self, real: Inputs, fake: Inputs) -> Tensor:
-        r""":math:`\widehat W_1 = \mathbb{E} f(\text{real}) - \mathbb{E} f(\text{fake})`
+        r"""$\widehat W_1 = \mathbb{E} f(\text{real}) - \mathbb{E} f(\text{fake})$
         (scalar), differentiable with respect to ``real`` and ``fake`` for the generator
         step. Call it after the critic step, never reuse a critic-step graph."""
         r, f = check_real_fake(real, fake, same_n=False)
@@ -327,53 +327,53 @@ def _default_channels(height: int, width_px: int, top: int) -> tuple[int, ...]:
 
 
 class JointCritic(nn.Module):
-    r"""GWAE's Y-shaped critic :math:`f(x, z)` on joint data-latent pairs.
+    r"""GWAE's Y-shaped critic $f(x, z)$ on joint data-latent pairs.
 
-    .. math::
+    $$
+    f(x, z) = \mathrm{stem}\Bigl(s\,\bigl[\,h_x(x),\; h_z(z)\,\bigr]\Bigr),
+    \qquad s = \tfrac12 \text{ by default}
+    $$
 
-        f(x, z) = \mathrm{stem}\Bigl(s\,\bigl[\,h_x(x),\; h_z(z)\,\bigr]\Bigr),
-        \qquad s = \tfrac12 \text{ by default}
-
-    An :math:`x` branch :math:`h_x` and a :math:`z` branch :math:`h_z` produce feature
-    vectors that are concatenated and multiplied by :math:`s` = ``merge_scale`` (GWAE,
+    An $x$ branch $h_x$ and a $z$ branch $h_z$ produce feature
+    vectors that are concatenated and multiplied by $s$ = ``merge_scale`` (GWAE,
     Table 7: "multiplied by 0.5 for the sake of the gradient norm"), then a stem maps them
     to a score. All default parts use LeakyReLU(0.2). Wrap it in
-    :class:`KantorovichCritic` to get spectral normalisation and the gradient penalty.
+    `KantorovichCritic` to get spectral normalisation and the gradient penalty.
 
     Lipschitz bound: with 1-Lipschitz branches the concatenation is already 1-Lipschitz
-    in the joint Euclidean norm :math:`\|(x, z)\|`, so with spectral normalisation the
-    whole critic is at most :math:`s`-Lipschitz and its estimate is at most
-    :math:`s\, W_1` (GWAE's :math:`L_D` is thus a scaled :math:`W_1`, which is harmless for
-    minimisation). Pass ``merge_scale=1.0`` for an estimate on the :math:`W_1` scale.
+    in the joint Euclidean norm $\|(x, z)\|$, so with spectral normalisation the
+    whole critic is at most $s$-Lipschitz and its estimate is at most
+    $s\, W_1$ (GWAE's $L_D$ is thus a scaled $W_1$, which is harmless for
+    minimisation). Pass ``merge_scale=1.0`` for an estimate on the $W_1$ scale.
 
     Args:
-        x_shape: shape of one data sample, used to build the default :math:`x` branch: a
-            ``(C, H, W)`` image gets an :class:`otloss.nn.ImageBranch` (4x4 stride-2
+        x_shape: shape of one data sample, used to build the default $x$ branch: a
+            ``(C, H, W)`` image gets an `otloss.nn.ImageBranch` (4x4 stride-2
             convolutions with ``channels``, then a Linear layer to ``features``), any other
-            shape a :class:`otloss.nn.VectorBranch` on the flattened sample.
-        latent_dim: :math:`L`, used to build the default :math:`z` branch (a
-            :class:`otloss.nn.VectorBranch`).
+            shape a `otloss.nn.VectorBranch` on the flattened sample.
+        latent_dim: $L$, used to build the default $z$ branch (a
+            `otloss.nn.VectorBranch`).
         x_branch: a module mapping ``(N, *x_shape)`` to ``(N, features)``, replacing the
             default; like the defaults it should end in its activation.
         z_branch: a module mapping ``(N, L)`` to ``(N, features)``, replacing the default.
         stem: a module mapping ``(N, 2 * features)`` to ``(N,)`` or ``(N, 1)``; default an
-            :class:`otloss.nn.MLP` with hidden widths ``hidden``.
+            `otloss.nn.MLP` with hidden widths ``hidden``.
         features: width of each branch's output (what the default stem expects).
         hidden: hidden widths of the default MLPs (an int is one hidden layer).
         channels: convolution channels of the default image branch; by default from
             ``max(hidden) // 4`` doubling up to ``max(hidden)``, down to at most 7 px.
-        merge_scale: :math:`s > 0`, the factor applied to the concatenated features.
+        merge_scale: $s > 0$, the factor applied to the concatenated features.
 
     The defaults use LeakyReLU(0.2) throughout and contain no normalisation layer.
     GWAE's Table 7 network is this class with ``features=64, hidden=(256, 256)`` and
-    channels from 8 doubling to 256 down to 1 px (:func:`otloss.models.gwae.joint_critic`).
+    channels from 8 doubling to 256 down to 1 px (`otloss.models.gwae.joint_critic`).
     A wrong sample shape for a default branch raises ``ValueError`` naming the expected
     and actual shapes; an input dtype other than the parameters' raises ``TypeError``.
 
     Shape:
         x: ``(N, *x_shape)``, z: ``(N, L)``, output: ``(N,)``.
 
-    Example:
+    Examples:
         >>> critic = KantorovichCritic(JointCritic(x_shape=(1, 28, 28), latent_dim=8))
         >>> critic(torch.rand(4, 1, 28, 28), torch.randn(4, 8)).shape
         torch.Size([4])
@@ -423,7 +423,7 @@ class JointCritic(nn.Module):
         )
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        """Scores of the pairs :math:`(x_i, z_i)`: ``(N,)``."""
+        """Scores of the pairs $(x_i, z_i)$: ``(N,)``."""
         check_module_dtype("x", x, self.x_branch)
         check_module_dtype("z", z, self.z_branch)
         if x.shape[0] != z.shape[0]:

@@ -1,8 +1,8 @@
 r"""Diagonal Gaussian densities and entropies, shared by the encoders' regularisers.
 
-The closed forms of :math:`\mathcal N(\mu, \operatorname{diag} e^{\log\sigma^2})` that the
+The closed forms of $\mathcal N(\mu, \operatorname{diag} e^{\log\sigma^2})$ that the
 divergences and models use: the element-wise log-density (the total-correlation
-estimators' building block) and the differential entropy (GWAE's :math:`R_H`). Both are
+estimators' building block) and the differential entropy (GWAE's $R_H$). Both are
 computed from ``logvar`` directly, so tiny variances stay finite.
 """
 
@@ -18,12 +18,12 @@ __all__ = ["gaussian_entropy", "gaussian_log_density"]
 
 
 def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""Element-wise log-density of :math:`\mathcal N(\mu, e^{\log\sigma^2})`.
+    r"""Element-wise log-density of $\mathcal N(\mu, e^{\log\sigma^2})$.
 
-    .. math::
-
-        \log \mathcal N(z; \mu, \sigma^2) = -\tfrac12 \bigl(\log 2\pi + \log\sigma^2
-            + (z - \mu)^2 e^{-\log\sigma^2}\bigr)
+    $$
+    \log \mathcal N(z; \mu, \sigma^2) = -\tfrac12 \bigl(\log 2\pi + \log\sigma^2
+        + (z - \mu)^2 e^{-\log\sigma^2}\bigr)
+    $$
 
     computed from ``logvar`` directly (no ``exp`` then ``log``), so tiny variances stay finite.
 
@@ -39,13 +39,13 @@ def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def gaussian_entropy(logvar: Tensor) -> Tensor:
-    r"""Differential entropy of :math:`\mathcal N(\mu, \operatorname{diag} e^{\log\sigma^2})`.
+    r"""Differential entropy of $\mathcal N(\mu, \operatorname{diag} e^{\log\sigma^2})$.
 
-    .. math::
+    $$
+    H = \tfrac12 \sum_{d=1}^{L} \bigl(1 + \log 2\pi + \log\sigma^2_d\bigr)
+    $$
 
-        H = \tfrac12 \sum_{d=1}^{L} \bigl(1 + \log 2\pi + \log\sigma^2_d\bigr)
-
-    (GWAE's entropy regulariser :math:`R_H`, averaged over the batch by the caller). Exact,
+    (GWAE's entropy regulariser $R_H$, averaged over the batch by the caller). Exact,
     no sampling.
 
     Args:
@@ -55,7 +55,7 @@ def gaussian_entropy(logvar: Tensor) -> Tensor:
         ``(...)``, e.g. ``(N,)`` for ``(N, L)``. Half precision is computed in float32 and
         cast back.
 
-    Example:
+    Examples:
         >>> gaussian_entropy(torch.zeros(8, 4))   # 4 * 0.5 * (1 + log 2 pi) each
     """
     logvar = check_floating("logvar", logvar)

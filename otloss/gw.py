@@ -1,17 +1,17 @@
-r"""Minibatch Gromov-Wasserstein estimator (GWAE's :math:`L_{GW}`).
+r"""Minibatch Gromov-Wasserstein estimator (GWAE's $L_{GW}$).
 
-For paired samples :math:`(x_i, z_i)` (a generated image and the code it came from) the
+For paired samples $(x_i, z_i)$ (a generated image and the code it came from) the
 Gromov-Wasserstein objective of the coupling that pairs them is
 
-.. math::
-
-    L_{GW} = \mathbb{E}_{i \ne j}\, \bigl| d_X(x_i, x_j) - C\, d_Z(z_i, z_j) \bigr|^{\rho}.
+$$
+L_{GW} = \mathbb{E}_{i \ne j}\, \bigl| d_X(x_i, x_j) - C\, d_Z(z_i, z_j) \bigr|^{\rho}.
+$$
 
 It needs no transport solver: the coupling is given by the pairing, so the estimator is
-an average over the :math:`N (N - 1)` ordered pairs of a minibatch. Over minibatches of
+an average over the $N (N - 1)$ ordered pairs of a minibatch. Over minibatches of
 i.i.d. pairs it is an **unbiased** U-statistic of the population objective when the
-diagonal is excluded (the default); including the diagonal adds :math:`N` terms equal
-to zero, which biases the mean towards 0 by the factor :math:`(N - 1) / N`.
+diagonal is excluded (the default); including the diagonal adds $N$ terms equal
+to zero, which biases the mean towards 0 by the factor $(N - 1) / N$.
 """
 
 from __future__ import annotations
@@ -51,21 +51,21 @@ def gw_loss(
 ) -> Tensor:
     r"""Gromov-Wasserstein objective of the identity pairing, from distance matrices.
 
-    .. math::
+    $$
+    \frac{1}{|P|} \sum_{(i, j) \in P} \bigl| dx_{ij} - C\, dz_{ij} \bigr|^{\rho},
+    $$
 
-        \frac{1}{|P|} \sum_{(i, j) \in P} \bigl| dx_{ij} - C\, dz_{ij} \bigr|^{\rho},
-
-    with :math:`P` the ordered pairs :math:`i \ne j` (all :math:`N^2` pairs when
-    ``include_diagonal=True``) and :math:`C` = ``scale``.
+    with $P$ the ordered pairs $i \ne j$ (all $N^2$ pairs when
+    ``include_diagonal=True``) and $C$ = ``scale``.
 
     Args:
-        dx: ``(..., N, N)`` distances between the :math:`x_i` (non-negative; NaN
+        dx: ``(..., N, N)`` distances between the $x_i$ (non-negative; NaN
             propagates to the result).
-        dz: ``(..., N, N)`` distances between the :math:`z_i`.
-        scale: :math:`C > 0` and finite, a float or a tensor broadcastable to the leading
+        dz: ``(..., N, N)`` distances between the $z_i$.
+        scale: $C > 0$ and finite, a float or a tensor broadcastable to the leading
             shape (a learnable scale is passed as a tensor so it receives gradients).
-        rho: exponent :math:`\rho \ge 1`.
-        include_diagonal: also average the :math:`N` diagonal pairs.
+        rho: exponent $\rho \ge 1$.
+        include_diagonal: also average the $N$ diagonal pairs.
 
     Returns:
         Tensor of shape ``(...)`` (``(0,)`` for an empty batch). Half-precision inputs are
@@ -76,7 +76,7 @@ def gw_loss(
         ValueError: a negative distance or a scale that is not positive and finite (on the
             CPU at once; on accelerators the check is queued with ``torch._assert_async``).
 
-    Example:
+    Examples:
         >>> x, z = torch.randn(16, 5), torch.randn(16, 2)
         >>> gw_loss(torch.cdist(x, x), torch.cdist(z, z), scale=0.5)
     """
@@ -105,7 +105,7 @@ def gw_loss(
 def _gw_value(
     dx: Tensor, dz: Tensor, scale: float | Tensor, rho: float, include_diagonal: bool
 ) -> Tensor:
-    """:func:`gw_loss` on validated input."""
+    """`gw_loss` on validated input."""
     n = dx.shape[-1]
     out_dtype = dx.dtype
     dtype = _compute_dtype(dx.dtype)
@@ -141,30 +141,30 @@ def _distance(metric: Metric, t: Tensor, name: str) -> Tensor:
 
 
 class GWEstimator(nn.Module):
-    r"""Minibatch Gromov-Wasserstein estimator with a learnable scale (GWAE's :math:`L_{GW}`).
+    r"""Minibatch Gromov-Wasserstein estimator with a learnable scale (GWAE's $L_{GW}$).
 
-    .. math::
+    $$
+    L_{GW}(x, z) = \frac{1}{N (N - 1)} \sum_{i \ne j}
+        \bigl| d_X(x_i, x_j) - C\, d_Z(z_i, z_j) \bigr|^{\rho}
+    $$
 
-        L_{GW}(x, z) = \frac{1}{N (N - 1)} \sum_{i \ne j}
-            \bigl| d_X(x_i, x_j) - C\, d_Z(z_i, z_j) \bigr|^{\rho}
-
-    over paired samples :math:`(x_i, z_i)`; in GWAE they are generated pairs
-    :math:`(\text{decoder}(z_i), z_i)` with :math:`z_i` drawn from the prior, so the loss
-    asks the decoder to be an isometry up to the scale :math:`C`. Unbiased over i.i.d.
+    over paired samples $(x_i, z_i)$; in GWAE they are generated pairs
+    $(\text{decoder}(z_i), z_i)$ with $z_i$ drawn from the prior, so the loss
+    asks the decoder to be an isometry up to the scale $C$. Unbiased over i.i.d.
     pairs (see the module docstring for ``include_diagonal``).
 
     Args:
-        rho: exponent :math:`\rho \ge 1` (GWAE uses 1; 2 gives the squared GW loss).
-        scale: initial value of :math:`C > 0`.
-        learn_scale: learn :math:`C` (stored as ``log_scale``, a parameter); ``False``
+        rho: exponent $\rho \ge 1$ (GWAE uses 1; 2 gives the squared GW loss).
+        scale: initial value of $C > 0$.
+        learn_scale: learn $C$ (stored as ``log_scale``, a parameter); ``False``
             keeps it fixed (a buffer).
         normalize_z: divide the z-distances by the batch's mean per-dimension standard
             deviation of ``z``. The loss then no longer changes when ``z`` is rescaled, so
-            :math:`C` alone carries the scale. Use it when the latent scale is free (a
+            $C$ alone carries the scale. Use it when the latent scale is free (a
             learnable prior can otherwise shrink or inflate its samples to trade against
-            :math:`C`); leave it off with a fixed prior, where the scale of ``z`` is
+            $C$); leave it off with a fixed prior, where the scale of ``z`` is
             meaningful and the normalisation only adds batch-to-batch noise.
-        include_diagonal: average over all :math:`N^2` pairs instead of the :math:`i \ne j`.
+        include_diagonal: average over all $N^2$ pairs instead of the $i \ne j$.
         x_metric: ``"euclidean"``, ``"sqeuclidean"`` or a callable mapping the
             ``(N, D)`` flattened samples to an ``(N, N)`` distance matrix (e.g. a learned
             feature metric).
@@ -175,7 +175,7 @@ class GWEstimator(nn.Module):
         - z: ``(N, L)``
         - output: scalar
 
-    Example:
+    Examples:
         >>> gw = GWEstimator()
         >>> x, z = torch.randn(64, 3, 8, 8), torch.randn(64, 4)
         >>> loss = gw(x, z)       # differentiable in x, z and gw.log_scale
@@ -208,7 +208,7 @@ class GWEstimator(nn.Module):
 
     @property
     def scale(self) -> Tensor:
-        """The positive scale :math:`C = \\exp(\\text{log\\_scale})`."""
+        """The positive scale $C = \\exp(\\text{log\\_scale})$."""
         return self.log_scale.exp()
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:

@@ -1,32 +1,32 @@
 r"""Maximum mean discrepancy (WAE's latent penalty) with multi-scale kernels.
 
-For a kernel :math:`k` and weighted samples :math:`\mu = \sum_i a_i \delta_{x_i}`,
-:math:`\nu = \sum_j b_j \delta_{y_j}` (uniform weights by default),
+For a kernel $k$ and weighted samples $\mu = \sum_i a_i \delta_{x_i}$,
+$\nu = \sum_j b_j \delta_{y_j}$ (uniform weights by default),
 
-.. math::
-
-    \mathrm{MMD}^2(\mu, \nu) = \mathbb{E}\,k(x, x') + \mathbb{E}\,k(y, y')
-        - 2\, \mathbb{E}\,k(x, y),
+$$
+\mathrm{MMD}^2(\mu, \nu) = \mathbb{E}\,k(x, x') + \mathbb{E}\,k(y, y')
+    - 2\, \mathbb{E}\,k(x, y),
+$$
 
 estimated by one of three estimators:
 
 * ``"unbiased"`` (U-statistic, the default): the within-sample terms skip the pairs
-  :math:`i = j`, :math:`\sum_{i \ne j} a_i a_j k(x_i, x_j) / (1 - \sum_i a_i^2)`, which is
-  :math:`\frac{1}{N (N - 1)} \sum_{i \ne j} k(x_i, x_j)` for uniform weights. Unbiased (it
+  $i = j$, $\sum_{i \ne j} a_i a_j k(x_i, x_j) / (1 - \sum_i a_i^2)$, which is
+  $\frac{1}{N (N - 1)} \sum_{i \ne j} k(x_i, x_j)$ for uniform weights. Unbiased (it
   can be negative), needs two samples on each side.
-* ``"biased"`` (V-statistic): all pairs, :math:`\sum_{i, j} a_i a_j k(x_i, x_j)`; the squared
+* ``"biased"`` (V-statistic): all pairs, $\sum_{i, j} a_i a_j k(x_i, x_j)$; the squared
   kernel distance between the empirical measures, never negative, biased upwards by
-  :math:`O(1/N)`.
+  $O(1/N)$.
 * ``"linear"`` (Gretton et al., 2012, linear-time): the mean over
-  :math:`\lfloor N/2 \rfloor` disjoint consecutive pairs of
-  :math:`k(x_{2i}, x_{2i+1}) + k(y_{2i}, y_{2i+1}) - k(x_{2i}, y_{2i+1}) - k(x_{2i+1}, y_{2i})`:
-  unbiased, :math:`O(N)` time, variance :math:`O(1/N)` instead of the U-statistic's
-  :math:`O(1/N^2)` under the alternative.
+  $\lfloor N/2 \rfloor$ disjoint consecutive pairs of
+  $k(x_{2i}, x_{2i+1}) + k(y_{2i}, y_{2i+1}) - k(x_{2i}, y_{2i+1}) - k(x_{2i+1}, y_{2i})$:
+  unbiased, $O(N)$ time, variance $O(1/N)$ instead of the U-statistic's
+  $O(1/N^2)$ under the alternative.
 
-The kernel is a sum over ``scales`` of one kernel family with constants :math:`s\,c_0`.
-Every :class:`otloss.ops.Kernel` (the built-in ``"imq"``, ``"rbf"``, ``"laplacian"``,
+The kernel is a sum over ``scales`` of one kernel family with constants $s\,c_0$.
+Every `otloss.ops.Kernel` (the built-in ``"imq"``, ``"rbf"``, ``"laplacian"``,
 ``"energy"`` and any registered one) runs in one fused pass over row blocks of the three
-kernel matrices that also forms the gradients (see :class:`_FusedMMD`); a plain callable
+kernel matrices that also forms the gradients (see `_FusedMMD`); a plain callable
 kernel runs through autograd.
 """
 
@@ -88,25 +88,25 @@ def mmd(
 ) -> Tensor:
     r"""Squared maximum mean discrepancy between two (weighted) point clouds.
 
-    .. math::
+    $$
+    \mathrm{MMD}^2 = \sum_{i, j} a_i a_j k(x_i, x_j) + \sum_{i, j} b_i b_j k(y_i, y_j)
+        - 2 \sum_{i, j} a_i b_j k(x_i, y_j),
+    \qquad k = \sum_{s \in \text{scales}} k_{s c_0},
+    $$
 
-        \mathrm{MMD}^2 = \sum_{i, j} a_i a_j k(x_i, x_j) + \sum_{i, j} b_i b_j k(y_i, y_j)
-            - 2 \sum_{i, j} a_i b_j k(x_i, y_j),
-        \qquad k = \sum_{s \in \text{scales}} k_{s c_0},
-
-    with the within-sample sums over :math:`i \ne j` and renormalised by
-    :math:`\sum_{i \ne j} a_i a_j` (:math:`1 - \sum_i a_i^2` for weights summing to 1) for
+    with the within-sample sums over $i \ne j$ and renormalised by
+    $\sum_{i \ne j} a_i a_j$ ($1 - \sum_i a_i^2$ for weights summing to 1) for
     the unbiased estimator (see the module docstring). The kernels, as functions of
-    :math:`d = |u - v|`:
+    $d = |u - v|$:
 
-    * ``"imq"``: :math:`k_c = c / (c + d^2)` (WAE's inverse multiquadratic);
-    * ``"rbf"``: :math:`k_c = \exp(-d^2 / c)`, GeomLoss's ``"gaussian"`` with
-      :math:`c = 2\,\text{blur}^2`;
-    * ``"laplacian"``: :math:`k_c = \exp(-d / c)`, GeomLoss's ``"laplacian"`` with
-      :math:`c = \text{blur}`;
-    * ``"energy"``: :math:`k = -d`, which has no constant: every scale adds the same term, so
+    * ``"imq"``: $k_c = c / (c + d^2)$ (WAE's inverse multiquadratic);
+    * ``"rbf"``: $k_c = \exp(-d^2 / c)$, GeomLoss's ``"gaussian"`` with
+      $c = 2\,\text{blur}^2$;
+    * ``"laplacian"``: $k_c = \exp(-d / c)$, GeomLoss's ``"laplacian"`` with
+      $c = \text{blur}$;
+    * ``"energy"``: $k = -d$, which has no constant: every scale adds the same term, so
       ``scales=(1.0,)`` gives the energy distance itself;
-    * any other :class:`otloss.ops.Kernel`, by object or by its registered name;
+    * any other `otloss.ops.Kernel`, by object or by its registered name;
     * a callable ``k(d2, c)`` of squared distances and a constant (plain autograd).
 
     Args:
@@ -115,21 +115,21 @@ def mmd(
         x_weights: optional ``(N,)`` / ``(B, N)`` non-negative weights summing to 1; they
             receive gradients (GM-WAE's weighted MMD). The unbiased estimator needs two
             samples of positive weight: one sample carrying all the weight leaves no pair
-            :math:`i \ne j` and raises ``ValueError`` (queued with ``torch._assert_async``
+            $i \ne j$ and raises ``ValueError`` (queued with ``torch._assert_async``
             on accelerators).
         y_weights: optional ``(M,)`` / ``(B, M)`` weights, likewise.
         kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"``, a registered name, a
-            :class:`otloss.ops.Kernel` or a callable.
-        bandwidth: the base constant :math:`c_0`, in the units of the kernel's constant
+            `otloss.ops.Kernel` or a callable.
+        bandwidth: the base constant $c_0$, in the units of the kernel's constant
             (squared distance for ``"imq"``/``"rbf"``, distance for ``"laplacian"``; a
             plain callable is taken to use squared distances).
-            ``None`` uses the expected squared distance :math:`2D` between two draws of a
-            unit-variance prior (WAE's convention; :math:`\sqrt{2D}` for ``"laplacian"``);
+            ``None`` uses the expected squared distance $2D$ between two draws of a
+            unit-variance prior (WAE's convention; $\sqrt{2D}$ for ``"laplacian"``);
             ``"median"`` the median squared distance between distinct points of the pooled
             sample (its square root for ``"laplacian"``), per batch item, without gradient.
-        scales: positive multipliers :math:`s` of :math:`c_0`; the kernel is their sum.
-        estimator: ``"unbiased"`` (needs :math:`N, M \ge 2`), ``"biased"`` or ``"linear"``
-            (needs :math:`N = M \ge 2`; an odd last sample is dropped; no weights).
+        scales: positive multipliers $s$ of $c_0$; the kernel is their sum.
+        estimator: ``"unbiased"`` (needs $N, M \ge 2$), ``"biased"`` or ``"linear"``
+            (needs $N = M \ge 2$; an odd last sample is dropped; no weights).
 
     Returns:
         The estimate: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``), in
@@ -143,7 +143,7 @@ def mmd(
         - x_weights: ``(N,)`` or ``(B, N)``; y_weights: ``(M,)`` or ``(B, M)``
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> z = torch.randn(256, 8, requires_grad=True)  # encoder output
         >>> prior = torch.randn(256, 8)
         >>> mmd(z, prior).backward()
@@ -200,23 +200,23 @@ def mmd(
 class MMD(nn.Module):
     r"""Squared maximum mean discrepancy with a multi-scale kernel (WAE's penalty).
 
-    .. math::
+    $$
+    \mathrm{MMD}^2 = \mathbb{E}\,k(x, x') + \mathbb{E}\,k(y, y') - 2\,\mathbb{E}\,k(x, y),
+    \qquad k = \sum_{s \in \text{scales}} k_{s c_0},
+    $$
 
-        \mathrm{MMD}^2 = \mathbb{E}\,k(x, x') + \mathbb{E}\,k(y, y') - 2\,\mathbb{E}\,k(x, y),
-        \qquad k = \sum_{s \in \text{scales}} k_{s c_0},
-
-    with the IMQ kernel :math:`k_c(u, v) = c / (c + |u - v|^2)` by default and
-    :math:`c_0 = 2D` (the expected squared distance between two draws of a unit-variance
-    prior). See :func:`mmd` for the kernels, bandwidth rules and estimators; the default
-    ``"unbiased"`` U-statistic has expectation exactly :math:`\mathrm{MMD}^2` (so it can be
+    with the IMQ kernel $k_c(u, v) = c / (c + |u - v|^2)$ by default and
+    $c_0 = 2D$ (the expected squared distance between two draws of a unit-variance
+    prior). See `mmd` for the kernels, bandwidth rules and estimators; the default
+    ``"unbiased"`` U-statistic has expectation exactly $\mathrm{MMD}^2$ (so it can be
     negative), ``"biased"`` is the V-statistic, ``"linear"`` the linear-time estimator.
     The configuration is validated here, at construction.
 
     Args:
         kernel: ``"imq"``, ``"rbf"``, ``"laplacian"``, ``"energy"``, a registered name, an
-            :class:`otloss.ops.Kernel` or a callable ``k(d2, c)``.
-        bandwidth: base constant :math:`c_0`, ``None`` (:math:`2D`) or ``"median"``.
-        scales: multipliers of :math:`c_0` summed over.
+            `otloss.ops.Kernel` or a callable ``k(d2, c)``.
+        bandwidth: base constant $c_0$, ``None`` ($2D$) or ``"median"``.
+        scales: multipliers of $c_0$ summed over.
         estimator: ``"unbiased"``, ``"biased"`` or ``"linear"``.
 
     Shape:
@@ -224,7 +224,7 @@ class MMD(nn.Module):
         - x_weights: ``(N,)`` or ``(B, N)``; y_weights: ``(M,)`` or ``(B, M)`` (optional)
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> penalty = MMD()                      # 7-scale IMQ, unbiased
         >>> z = encoder(x)                       # (N, 8)
         >>> loss = recon + 10.0 * penalty(z, torch.randn_like(z))
@@ -251,7 +251,7 @@ class MMD(nn.Module):
         x_weights: Tensor | None = None,
         y_weights: Tensor | None = None,
     ) -> Tensor:
-        """MMD estimate between ``x`` and ``y`` (see :func:`mmd`)."""
+        """MMD estimate between ``x`` and ``y`` (see `mmd`)."""
         return mmd(
             x,
             y,
@@ -287,7 +287,7 @@ def _base_constant(
 ) -> float | Tensor:
     """The base constant c0: a float, or a ``(B,)`` tensor for the median heuristic.
 
-    The rules give squared distances; a :class:`Kernel` converts them to its constant's
+    The rules give squared distances; a `Kernel` converts them to its constant's
     units (a plain callable is taken to use squared distances).
     """
     units = kernel.constant_from_sqdist if isinstance(kernel, Kernel) else (lambda d2: d2)
@@ -370,7 +370,7 @@ def _within(k: Tensor, w: Tensor, unbiased: bool) -> Tensor:
 
 
 def _others(w: Tensor) -> Tensor:
-    """:math:`\\sum_{j \\ne i} w_j` for each i, as sums of the other weights (no
+    """$\\sum_{j \\ne i} w_j$ for each i, as sums of the other weights (no
     cancellation: near a one-hot vector, ``1 - w_i`` would lose the small weights)."""
     zero = w.new_zeros(*w.shape[:-1], 1)
     before = torch.cat([zero, w[..., :-1].cumsum(-1)], -1)
@@ -379,7 +379,7 @@ def _others(w: Tensor) -> Tensor:
 
 
 def _unbiased_norm(w: Tensor) -> Tensor:
-    """:math:`\\sum_{i \\ne j} w_i w_j` (:math:`1 - \\sum_i w_i^2` for weights summing to 1):
+    """$\\sum_{i \\ne j} w_i w_j$ ($1 - \\sum_i w_i^2$ for weights summing to 1):
     N (N - 1) / N^2 for uniform weights, so the U-statistic is recovered.
 
     It is positive whenever two samples carry weight (the estimator checks that), and
@@ -426,14 +426,14 @@ class _FusedMMD(torch.autograd.Function):
 
     The three kernel matrices are never stored: they are built in row strips of about
     ``block`` elements that stay in cache, from one matmul each (the expansion
-    :math:`|u|^2 + |v|^2 - 2 u \cdot v` as a single product of augmented matrices). In
-    the same pass the kernel sum over scales :math:`K` and the negated derivative
-    :math:`G = -\partial K / \partial d^2` are accumulated with in-place operations, and
+    $|u|^2 + |v|^2 - 2 u \cdot v$ as a single product of augmented matrices). In
+    the same pass the kernel sum over scales $K$ and the negated derivative
+    $G = -\partial K / \partial d^2$ are accumulated with in-place operations, and
     reduced at once with matmuls:
 
-    * :math:`K w` gives the value and the weight gradients;
-    * :math:`G [w \odot z, w]` gives the point gradients, from
-      :math:`\partial_{z_i} \sum_j w_j k(|z_i - z_j|^2) = -2 (z_i (G w)_i - (G (w z))_i)`.
+    * $K w$ gives the value and the weight gradients;
+    * $G [w \odot z, w]$ gives the point gradients, from
+      $\partial_{z_i} \sum_j w_j k(|z_i - z_j|^2) = -2 (z_i (G w)_i - (G (w z))_i)$.
 
     The self terms are symmetric, so only the strip of each row block right of its
     diagonal block is built, and its off-diagonal part is used twice (rows and columns).

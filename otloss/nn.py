@@ -7,8 +7,8 @@ transposed convolutions, so any image of at least ``2 ** len(channels)`` pixels 
 works: 28x28 MNIST (28 -> 14 -> 7 -> 3 -> 1), 32x32 and 64x64 CelebA (64 -> 4).
 
 The Y-shaped joint critic of GWAE (paper's Table 7) reads an image through
-:class:`ImageBranch` and a latent code through :class:`VectorBranch`, concatenates the
-two feature vectors and scores them with an :class:`MLP` stem. The branches contain no
+`ImageBranch` and a latent code through `VectorBranch`, concatenates the
+two feature vectors and scores them with an `MLP` stem. The branches contain no
 normalisation layers, so spectral normalisation and the gradient penalty of
 ``otloss.KantorovichCritic`` apply to them unchanged.
 """
@@ -92,14 +92,14 @@ class MLP(nn.Sequential):
         in_features: input width.
         out_features: output width (the last layer is linear, no activation).
         hidden: widths of the hidden layers; ``()`` gives a single linear layer.
-        activation: a name from :data:`ACTIVATIONS` or a zero-argument factory
+        activation: a name from `ACTIVATIONS` or a zero-argument factory
             returning an ``nn.Module`` (e.g. ``functools.partial(nn.LeakyReLU, 0.1)``).
 
     Shape:
         - Input: ``(N, in_features)``.
         - Output: ``(N, out_features)``.
 
-    Example:
+    Examples:
         >>> net = MLP(10, 1, hidden=(1000,) * 6)   # TCWAE / FactorVAE discriminator trunk
         >>> net(torch.randn(64, 10)).shape
         torch.Size([64, 1])
@@ -149,7 +149,7 @@ class ConvEncoder(nn.Module):
         out_features: width of the (linear) output.
         channels: output channels of the successive convolutions.
         hidden: widths of fully connected layers between the convolutions and the output.
-        activation: a name from :data:`ACTIVATIONS` or a zero-argument module factory,
+        activation: a name from `ACTIVATIONS` or a zero-argument module factory,
             used after every convolution and hidden layer.
 
     Shape:
@@ -160,7 +160,7 @@ class ConvEncoder(nn.Module):
         ValueError: the image is too small for the number of convolutions, or a width is
             not positive; at call time, an input whose shape is not ``(N, C, H, W)``.
 
-    Example:
+    Examples:
         >>> enc = ConvEncoder(1, 28, 2 * 16)
         >>> mu, logvar = enc(torch.rand(8, 1, 28, 28)).chunk(2, dim=1)
     """
@@ -194,7 +194,7 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    r"""Convolutional decoder mirroring :class:`ConvEncoder` with transposed convolutions.
+    r"""Convolutional decoder mirroring `ConvEncoder` with transposed convolutions.
 
     A latent code goes through ``hidden`` fully connected layers to a
     ``channels[-1] x h x w`` feature map (``h, w`` the encoder's last spatial size), then
@@ -209,7 +209,7 @@ class ConvDecoder(nn.Module):
         image_size: side length of square images, or ``(H, W)``.
         channels: the encoder's convolution channels (traversed in reverse).
         hidden: widths of fully connected layers before the feature map (TCWAE: ``(256,)``).
-        activation: a name from :data:`ACTIVATIONS` or a zero-argument module factory.
+        activation: a name from `ACTIVATIONS` or a zero-argument module factory.
         output: ``"logits"`` (no final activation: for Bernoulli/BCE-with-logits losses or
             unbounded data) or ``"sigmoid"`` (pixels in ``[0, 1]``).
 
@@ -217,7 +217,7 @@ class ConvDecoder(nn.Module):
         - Input: ``(N, latent_dim)``.
         - Output: ``(N, out_channels, H, W)``.
 
-    Example:
+    Examples:
         >>> dec = ConvDecoder(16, 3, 64, output="sigmoid")
         >>> dec(torch.randn(8, 16)).shape
         torch.Size([8, 3, 64, 64])
@@ -269,10 +269,10 @@ class ConvDecoder(nn.Module):
 
 
 class ImageBranch(nn.Sequential):
-    r"""Image side of a Y-shaped joint critic: a :class:`ConvEncoder` and an activation.
+    r"""Image side of a Y-shaped joint critic: a `ConvEncoder` and an activation.
 
     The features ``phi(x)`` of width ``out_features`` are meant to be concatenated with a
-    :class:`VectorBranch`'s features of the latent code and scored by a stem network
+    `VectorBranch`'s features of the latent code and scored by a stem network
     (GWAE's Table 7: LeakyReLU(0.2) everywhere, spectral normalisation applied by the
     critic wrapper). No normalisation layers, so the Lipschitz constraints carry over.
 
@@ -282,7 +282,7 @@ class ImageBranch(nn.Sequential):
         out_features: width of the feature vector.
         channels: convolution channels (default: GWAE's).
         hidden: fully connected widths before the feature layer.
-        activation: a name from :data:`ACTIVATIONS` or a zero-argument module factory.
+        activation: a name from `ACTIVATIONS` or a zero-argument module factory.
 
     Attributes:
         out_features: the feature width, for sizing the stem
@@ -318,14 +318,14 @@ class ImageBranch(nn.Sequential):
 class VectorBranch(nn.Sequential):
     r"""Vector side of a Y-shaped joint critic (the latent code, or flattened data).
 
-    An :class:`MLP` followed by an activation, so its output is a feature vector like
-    :class:`ImageBranch`'s.
+    An `MLP` followed by an activation, so its output is a feature vector like
+    `ImageBranch`'s.
 
     Args:
         in_features: input width (the latent dimension ``L``).
         out_features: width of the feature vector.
         hidden: hidden widths.
-        activation: a name from :data:`ACTIVATIONS` or a zero-argument module factory.
+        activation: a name from `ACTIVATIONS` or a zero-argument module factory.
 
     Attributes:
         out_features: the feature width.

@@ -3,9 +3,9 @@
 Everything here is a plain function on tensors (no ``nn.Module``), batched over any
 leading dimensions: point clouds are ``(..., N, D)`` and ``(..., M, D)``, distance and
 kernel matrices ``(..., N, M)``. Divergences consume these; a new kernel or cost never
-touches a divergence: a kernel is one :class:`Kernel` object (its value, its derivative
+touches a divergence: a kernel is one `Kernel` object (its value, its derivative
 in the squared distance and the units of its constant), registered with
-:func:`register_kernel`, and every consumer (argument checks, MMD's fused pass, its
+`register_kernel`, and every consumer (argument checks, MMD's fused pass, its
 bandwidth rules) reads it from there.
 
 Non-finite input propagates: a NaN or an infinite coordinate gives NaN (or an infinite
@@ -47,7 +47,7 @@ __all__ = [
 #: Multipliers of the base kernel constant ``c0`` used by multi-scale kernels (WAE's choice).
 DEFAULT_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
-#: :math:`\log 2\pi`, the constant of every Gaussian log-density.
+#: $\log 2\pi$, the constant of every Gaussian log-density.
 LOG_2PI: float = math.log(2 * math.pi)
 
 
@@ -65,20 +65,20 @@ def autocast_disabled(device: torch.device) -> Iterator[None]:
 class CenteredPair(NamedTuple):
     """Two clouds centred on their joint mean, with their squared norms."""
 
-    xc: Tensor  #: ``(..., N, D)``: :math:`x_i - m`
-    yc: Tensor  #: ``(..., M, D)``: :math:`y_j - m`
-    x2: Tensor  #: ``(..., N)``: :math:`|x_i - m|^2`
-    y2: Tensor  #: ``(..., M)``: :math:`|y_j - m|^2`
+    xc: Tensor  #: ``(..., N, D)``: $x_i - m$
+    yc: Tensor  #: ``(..., M, D)``: $y_j - m$
+    x2: Tensor  #: ``(..., N)``: $|x_i - m|^2$
+    y2: Tensor  #: ``(..., M)``: $|y_j - m|^2$
 
 
 def center_pair(x: Tensor, y: Tensor) -> CenteredPair:
-    r"""Centre ``x`` and ``y`` on their joint mean :math:`m` and return the squared norms.
+    r"""Centre ``x`` and ``y`` on their joint mean $m$ and return the squared norms.
 
     The matmul expansion of a squared distance,
-    :math:`|x_i - y_j|^2 = |x_i - m|^2 + |y_j - m|^2 - 2 (x_i - m) \cdot (y_j - m)`, loses
+    $|x_i - y_j|^2 = |x_i - m|^2 + |y_j - m|^2 - 2 (x_i - m) \cdot (y_j - m)$, loses
     least to cancellation when both clouds are centred on one point near them; distances
     are translation invariant, so the joint mean costs nothing in exactness. Every
-    squared-distance matmul of the library (:func:`sqdist`, MMD's fused pass, Sinkhorn's
+    squared-distance matmul of the library (`sqdist`, MMD's fused pass, Sinkhorn's
     blocked geometry) starts here.
 
     Shape:
@@ -92,10 +92,10 @@ def center_pair(x: Tensor, y: Tensor) -> CenteredPair:
 
 
 def sqdist(x: Tensor, y: Tensor | None = None) -> Tensor:
-    r"""Pairwise squared Euclidean distances :math:`|x_i - y_j|^2`.
+    r"""Pairwise squared Euclidean distances $|x_i - y_j|^2$.
 
-    Uses the matmul expansion :math:`|x|^2 + |y|^2 - 2 x \cdot y` after centring both
-    clouds on their joint mean (:func:`center_pair`), clamped at 0 (NaN stays NaN), in the
+    Uses the matmul expansion $|x|^2 + |y|^2 - 2 x \cdot y$ after centring both
+    clouds on their joint mean (`center_pair`), clamped at 0 (NaN stays NaN), in the
     input dtype. When ``y`` is ``None`` the self-distances of ``x`` are returned with an
     exact zero diagonal.
 
@@ -169,7 +169,7 @@ def safe_sqrt(t: Tensor) -> Tensor:
 def pairwise_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
     """Pairwise Euclidean distances ``|x_i - y_j|`` with finite gradients at 0.
 
-    Shape: as :func:`sqdist`.
+    Shape: as `sqdist`.
     """
     return safe_sqrt(sqdist(x, y))
 
@@ -178,22 +178,22 @@ def pairwise_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
 
 
 def imq_kernel(d2: Tensor, c: float | Tensor) -> Tensor:
-    r"""Inverse multiquadratic kernel :math:`c / (c + d^2)` of squared distances ``d2``."""
+    r"""Inverse multiquadratic kernel $c / (c + d^2)$ of squared distances ``d2``."""
     return c / (c + d2)
 
 
 def rbf_kernel(d2: Tensor, c: float | Tensor) -> Tensor:
-    r"""Gaussian (RBF) kernel :math:`\exp(-d^2 / c)` of squared distances ``d2``."""
+    r"""Gaussian (RBF) kernel $\exp(-d^2 / c)$ of squared distances ``d2``."""
     return torch.exp(-d2 / c)
 
 
 def laplacian_kernel(d2: Tensor, c: float | Tensor) -> Tensor:
-    r"""Laplacian kernel :math:`\exp(-d / c)` of squared distances ``d2`` (safe at ``d = 0``)."""
+    r"""Laplacian kernel $\exp(-d / c)$ of squared distances ``d2`` (safe at ``d = 0``)."""
     return torch.exp(-safe_sqrt(d2) / c)
 
 
 def energy_kernel(d2: Tensor, c: float | Tensor = 1.0) -> Tensor:
-    r"""Energy-distance kernel :math:`-d` (conditionally positive definite; ``c`` is unused).
+    r"""Energy-distance kernel $-d$ (conditionally positive definite; ``c`` is unused).
 
     With it the biased MMD is the energy distance; the constant ``c`` is accepted so
     every kernel shares one signature, but a scale only multiplies the result.
@@ -227,8 +227,8 @@ def _energy_derivative(d2: Tensor, c: float | Tensor = 1.0) -> Tensor:
 
 
 #: ``accumulate(d2, tmp, k, g, scales, need_g)``: in place, ``k`` receives
-#: :math:`\sum_s k_s(d2)` and, when ``need_g``, ``g`` receives :math:`-\sum_s \partial k_s /
-#: \partial d^2`, on a block of squared distances in units where the base constant is 1
+#: $\sum_s k_s(d2)$ and, when ``need_g``, ``g`` receives $-\sum_s \partial k_s /
+#: \partial d^2$, on a block of squared distances in units where the base constant is 1
 #: (so scale ``s`` is the constant). ``d2`` and ``tmp`` are scratch buffers of the block's
 #: shape.
 Accumulate = Callable[[Tensor, Tensor, Tensor, Tensor, Sequence[float], bool], None]
@@ -236,26 +236,26 @@ Accumulate = Callable[[Tensor, Tensor, Tensor, Tensor, Sequence[float], bool], N
 
 @dataclass(frozen=True, eq=False)
 class Kernel:
-    r"""A radial kernel :math:`k_c(u, v) = \kappa(|u - v|^2, c)`: the one definition every
+    r"""A radial kernel $k_c(u, v) = \kappa(|u - v|^2, c)$: the one definition every
     consumer reads.
 
     Args:
-        name: the name ``mmd(kernel=...)`` accepts once registered (:func:`register_kernel`).
-        value: :math:`\kappa(d^2, c)`, a function of squared distances and a constant.
-        derivative: :math:`\partial \kappa / \partial d^2` at ``(d2, c)``, finite at
-            ``d2 == 0`` (a subgradient where :math:`\kappa` is not differentiable there).
+        name: the name ``mmd(kernel=...)`` accepts once registered (`register_kernel`).
+        value: $\kappa(d^2, c)$, a function of squared distances and a constant.
+        derivative: $\partial \kappa / \partial d^2$ at ``(d2, c)``, finite at
+            ``d2 == 0`` (a subgradient where $\kappa$ is not differentiable there).
         power: the constant's units, distance to the power ``power``: 2 for a squared
             distance (IMQ, RBF), 1 for a distance (Laplacian), 0 for a kernel without a
             constant (energy). The kernel must be scale covariant,
-            :math:`\kappa(\lambda^2 d^2, \lambda^{power} c) = \kappa(d^2, c)`; this is what
+            $\kappa(\lambda^2 d^2, \lambda^{power} c) = \kappa(d^2, c)$; this is what
             lets MMD rescale the points so the base constant is 1, and what converts
             squared-distance bandwidth rules (``2 D``, the median) into the constant.
         accumulate: optional in-place evaluation over a block for MMD's fused pass (see
-            :data:`Accumulate`); by default it is built from ``value`` and ``derivative``.
+            `Accumulate`); by default it is built from ``value`` and ``derivative``.
 
     Calling the object evaluates ``value(d2, c)``, so it is also a plain kernel function.
 
-    Example:
+    Examples:
         >>> cauchy = Kernel("cauchy2", lambda d2, c: (c / (c + d2)) ** 2,
         ...                 lambda d2, c: -2 * c**2 / (c + d2) ** 3, power=2)
         >>> register_kernel(cauchy)
@@ -296,7 +296,7 @@ class Kernel:
         self, d2: Tensor, tmp: Tensor, k: Tensor, g: Tensor, scales: Sequence[float],
         need_g: bool,
     ) -> None:
-        """Run :data:`Accumulate` for this kernel (its own fast path, or the generic one)."""
+        """Run `Accumulate` for this kernel (its own fast path, or the generic one)."""
         if self.accumulate is not None:
             self.accumulate(d2, tmp, k, g, scales, need_g)
             return
@@ -365,8 +365,8 @@ def _energy_block(d2, tmp, k, g, scales, need_g):  # type: ignore[no-untyped-def
         g.mul_(count / 2).nan_to_num_(nan=math.nan, posinf=0.0)
 
 
-#: Registered kernels by name (read through :func:`get_kernel`, extended by
-#: :func:`register_kernel`).
+#: Registered kernels by name (read through `get_kernel`, extended by
+#: `register_kernel`).
 KERNELS: dict[str, Kernel] = {}
 
 
@@ -381,7 +381,7 @@ def register_kernel(kernel: Kernel) -> Kernel:
 
 
 def get_kernel(kernel: str | Kernel) -> Kernel:
-    """The :class:`Kernel` for a registered name (or the object itself)."""
+    """The `Kernel` for a registered name (or the object itself)."""
     if isinstance(kernel, Kernel):
         return kernel
     if kernel not in KERNELS:
@@ -409,7 +409,7 @@ def multiscale_kernel(
 ) -> Tensor:
     r"""Sum over ``scales`` of ``kernel(d2, s * c0)``, from one squared-distance matrix.
 
-    ``kernel`` is a registered name, a :class:`Kernel` or any function ``k(d2, c)``;
+    ``kernel`` is a registered name, a `Kernel` or any function ``k(d2, c)``;
     ``c0`` may be a float or a tensor broadcastable against ``d2`` (e.g. ``(B, 1, 1)``
     for one bandwidth per batch item).
     """

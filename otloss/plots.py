@@ -1,16 +1,16 @@
 r"""Figures of the reference papers, drawn with matplotlib's Agg backend and saved as PNG.
 
-- :func:`plot_reconstructions`: rows of originals, each above a row of their reconstructions.
-- :func:`plot_samples`: a grid of generated images.
-- :func:`plot_traversals`: latent traversals, one row per latent dimension.
-- :func:`plot_isometry`: GWAE's figure 1b, the 2-D histogram of
-  :math:`(\Delta z, \Delta x)` over generated pairs (:func:`otloss.metrics.isometry_pairs`).
-- :func:`plot_gw_curves`: GWAE's figure 1a, :math:`L_{GW}` against POT's empirical GW over
-  training (:func:`otloss.metrics.empirical_gw`).
-- :func:`plot_latent_scatter`: codes projected to 2-D, coloured by label (GM-WAE fig. 7c).
-- :func:`plot_cluster_posterior`: GM-WAE's figure 7a, :math:`\mathbb{E}_{x \mid \ell}\, q(k \mid x)`
+- `plot_reconstructions`: rows of originals, each above a row of their reconstructions.
+- `plot_samples`: a grid of generated images.
+- `plot_traversals`: latent traversals, one row per latent dimension.
+- `plot_isometry`: GWAE's figure 1b, the 2-D histogram of
+  $(\Delta z, \Delta x)$ over generated pairs (`otloss.metrics.isometry_pairs`).
+- `plot_gw_curves`: GWAE's figure 1a, $L_{GW}$ against POT's empirical GW over
+  training (`otloss.metrics.empirical_gw`).
+- `plot_latent_scatter`: codes projected to 2-D, coloured by label (GM-WAE fig. 7c).
+- `plot_cluster_posterior`: GM-WAE's figure 7a, $\mathbb{E}_{x \mid \ell}\, q(k \mid x)$
   per digit class.
-- :func:`plot_losses`: each term of a run's ``metrics.jsonl`` against the step.
+- `plot_losses`: each term of a run's ``metrics.jsonl`` against the step.
 
 Each function writes a PNG to ``path`` (creating missing folders) and returns its
 ``Path``. Figures are built on a ``matplotlib.figure.Figure`` with an Agg canvas, never
@@ -302,20 +302,20 @@ def plot_isometry(
     title: str | None = "isometry of generated pairs",
     dpi: int = 100,
 ) -> Path:
-    r"""GWAE's isometry histogram: counts of :math:`(\Delta z, \Delta x)` pairs.
+    r"""GWAE's isometry histogram: counts of $(\Delta z, \Delta x)$ pairs.
 
-    :math:`\Delta z` is on the horizontal axis and :math:`\Delta x` on the vertical one, as in
-    GWAE's figure 1b; an isometry up to scale :math:`C` puts all mass on the line
-    :math:`\Delta x = C \Delta z`, drawn when ``scale`` is given. The axes span the pairs'
+    $\Delta z$ is on the horizontal axis and $\Delta x$ on the vertical one, as in
+    GWAE's figure 1b; an isometry up to scale $C$ puts all mass on the line
+    $\Delta x = C \Delta z$, drawn when ``scale`` is given. The axes span the pairs'
     range: the line is drawn where it crosses that box, and bins without pairs are left
     blank.
 
     Args:
-        dz: ``(P,)`` latent distances (from :func:`otloss.metrics.isometry_pairs`).
+        dz: ``(P,)`` latent distances (from `otloss.metrics.isometry_pairs`).
         dx: ``(P,)`` data distances.
         path: PNG file to write.
         bins: bins per axis.
-        scale: :math:`C` (e.g. ``float(gw.scale)``) to draw the isometry line.
+        scale: $C$ (e.g. ``float(gw.scale)``) to draw the isometry line.
         log_counts: colour by log counts.
         title: figure title (``None`` for none).
         dpi: resolution.
@@ -366,12 +366,12 @@ def plot_gw_curves(
     title: str | None = "GW estimate vs empirical GW (POT)",
     dpi: int = 100,
 ) -> Path:
-    r"""GWAE's figure 1a: the estimate :math:`L_{GW}` (solid) and POT's empirical GW (dashed).
+    r"""GWAE's figure 1a: the estimate $L_{GW}$ (solid) and POT's empirical GW (dashed).
 
     Args:
         steps: ``(T,)`` training steps or epochs.
-        estimated: ``(T,)`` :math:`L_{GW}` on validation batches.
-        empirical: ``(T,)`` :func:`otloss.metrics.empirical_gw` on the same batches.
+        estimated: ``(T,)`` $L_{GW}$ on validation batches.
+        empirical: ``(T,)`` `otloss.metrics.empirical_gw` on the same batches.
         path: PNG file to write.
         xlabel: horizontal axis label.
         title: figure title (``None`` for none).
@@ -497,14 +497,14 @@ def plot_cluster_posterior(
     title: str | None = r"$\mathbb{E}_{x \mid \mathrm{class}}\, q(k \mid x)$",
     dpi: int = 120,
 ) -> Path:
-    r"""GM-WAE's figure 7a: row :math:`\ell` shows :math:`\mathbb{E}_{x \mid \ell}\, q(k \mid x)`.
+    r"""GM-WAE's figure 7a: row $\ell$ shows $\mathbb{E}_{x \mid \ell}\, q(k \mid x)$.
 
     Args:
         labels: ``(N,)`` classes (e.g. digit labels).
-        cluster_probs: ``(N, K)`` responsibilities :math:`q(k \mid x)`, or ``(N,)`` ids.
+        cluster_probs: ``(N, K)`` responsibilities $q(k \mid x)$, or ``(N,)`` ids.
         path: PNG file to write.
         reorder: order the components by GM-WAE's greedy class assignment
-            (:func:`otloss.metrics.greedy_class_assignment`), so a faithful encoder shows a
+            (`otloss.metrics.greedy_class_assignment`), so a faithful encoder shows a
             diagonal staircase; unassigned components go last.
         title: figure title (``None`` for none).
         dpi: resolution.

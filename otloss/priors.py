@@ -71,7 +71,7 @@ class _Prior(nn.Module):
         raise NotImplementedError
 
     def forward(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Same as :meth:`rsample`."""
+        """Same as `rsample`."""
         return self.rsample(n, generator=generator)
 
     @torch.no_grad()
@@ -84,10 +84,10 @@ class _Prior(nn.Module):
 
 
 class StandardNormal(_Prior):
-    r""":math:`\mathcal{N}(0, I_L)`, the prior of WAE and of the GWAE baselines.
+    r"""$\mathcal{N}(0, I_L)$, the prior of WAE and of the GWAE baselines.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
 
     Shape:
         ``rsample(n)``: ``(n, L)``; ``log_prob(z)``: ``z (..., L) -> (...)``.
@@ -98,7 +98,7 @@ class StandardNormal(_Prior):
         return self._noise(check_count("n", n), self.latent_dim, generator=generator)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        r""":math:`\log \mathcal{N}(z; 0, I) = -\tfrac12(\|z\|^2 + L \log 2\pi)`."""
+        r"""$\log \mathcal{N}(z; 0, I) = -\tfrac12(\|z\|^2 + L \log 2\pi)$."""
         z = self._check_z(z)
         return -0.5 * (z.pow(2).sum(-1) + self.latent_dim * LOG_2PI)
 
@@ -126,22 +126,22 @@ class _NormalizedOutput(_Prior):
 
 
 class NeuralPrior(_NormalizedOutput):
-    r"""GWAE's neural prior (NP): :math:`z = g_\theta(\epsilon)`, :math:`\epsilon \sim N(0, I_L)`.
+    r"""GWAE's neural prior (NP): $z = g_\theta(\epsilon)$, $\epsilon \sim N(0, I_L)$.
 
-    An implicit distribution (no density): :math:`g_\theta` is an MLP
-    :math:`\mathbb{R}^L \to \mathbb{R}^L` with ``depth`` Linear layers of width ``hidden``
+    An implicit distribution (no density): $g_\theta$ is an MLP
+    $\mathbb{R}^L \to \mathbb{R}^L$ with ``depth`` Linear layers of width ``hidden``
     and LeakyReLU(0.2) between them; it need not be invertible. With ``normalize=True``
     the output goes through an affine-free ``BatchNorm1d`` (as GWAE's reference code), so
     each coordinate of a training batch has zero mean and unit variance; in ``eval()`` mode
     the running statistics are used.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         hidden: width of the hidden layers.
         depth: number of Linear layers (>= 2).
         normalize: batch-normalise the output without affine parameters.
 
-    Example:
+    Examples:
         >>> prior = NeuralPrior(16)
         >>> z = prior.rsample(64)  # (64, 16), differentiable w.r.t. prior.parameters()
     """
@@ -156,29 +156,29 @@ class NeuralPrior(_NormalizedOutput):
                        activation=_activation)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``(n, L)`` samples :math:`g_\\theta(\\epsilon)`."""
+        """``(n, L)`` samples $g_\\theta(\\epsilon)$."""
         eps = self._noise(check_count("n", n), self.latent_dim, generator=generator)
         return self._finish(self.net(eps))
 
 
 class FactorizedNeuralPrior(_NormalizedOutput):
-    r"""GWAE's factorised neural prior (FNP): :math:`z_i = g^{(i)}_\theta(\epsilon_i)`.
+    r"""GWAE's factorised neural prior (FNP): $z_i = g^{(i)}_\theta(\epsilon_i)$.
 
-    .. math::
+    $$
+    \pi_\theta(z) = \prod_{i=1}^{L} \pi^{(i)}_\theta(z_i), \qquad
+    z_i = g^{(i)}_\theta(\epsilon_i), \quad \epsilon_i \sim \mathcal{N}(0, 1)
+    \text{ independent},
+    $$
 
-        \pi_\theta(z) = \prod_{i=1}^{L} \pi^{(i)}_\theta(z_i), \qquad
-        z_i = g^{(i)}_\theta(\epsilon_i), \quad \epsilon_i \sim \mathcal{N}(0, 1)
-        \text{ independent},
-
-    so the coordinates of :math:`z` are independent (the disentanglement meta-prior). The
-    :math:`L` scalar networks :math:`g^{(i)}` (``depth`` layers of width ``hidden``,
+    so the coordinates of $z$ are independent (the disentanglement meta-prior). The
+    $L$ scalar networks $g^{(i)}$ (``depth`` layers of width ``hidden``,
     LeakyReLU(0.2)) run in parallel as 1-D grouped convolutions with ``groups=L`` on a
-    length-1 sequence with :math:`L` channels, as in GWAE (Table 6): group :math:`i` sees
-    only channel :math:`i`. ``normalize=True`` applies an affine-free ``BatchNorm1d``,
+    length-1 sequence with $L$ channels, as in GWAE (Table 6): group $i$ sees
+    only channel $i$. ``normalize=True`` applies an affine-free ``BatchNorm1d``,
     which normalises each coordinate separately and keeps the factorisation.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         hidden: width of each coordinate's hidden layers.
         depth: number of layers of each coordinate's network (>= 2).
         normalize: batch-normalise the output without affine parameters.
@@ -205,11 +205,11 @@ class FactorizedNeuralPrior(_NormalizedOutput):
 
 
 def _mixture_log_prob(z: Tensor, log_weights: Tensor, means: Tensor, scales: Tensor) -> Tensor:
-    r"""Log-density of :math:`\sum_k w_k \mathcal{N}(m_k, M_k M_k^\top)` at ``z (..., L)``.
+    r"""Log-density of $\sum_k w_k \mathcal{N}(m_k, M_k M_k^\top)$ at ``z (..., L)``.
 
-    ``scales`` ``(K, L, L)`` are square roots :math:`M_k` (any invertible matrices, not
-    necessarily triangular): :math:`\log\det(M M^\top) = 2 \log|\det M|` and the Mahalanobis
-    term is :math:`\|M^{-1}(z - m)\|^2`.
+    ``scales`` ``(K, L, L)`` are square roots $M_k$ (any invertible matrices, not
+    necessarily triangular): $\log\det(M M^\top) = 2 \log|\det M|$ and the Mahalanobis
+    term is $\|M^{-1}(z - m)\|^2$.
     """
     lead = z.shape[:-1]
     diff = z.reshape(-1, 1, z.shape[-1]) - means  # (P, K, L)
@@ -221,42 +221,42 @@ def _mixture_log_prob(z: Tensor, log_weights: Tensor, means: Tensor, scales: Ten
 
 
 def _component_samples(eps: Tensor, means: Tensor, scales: Tensor) -> Tensor:
-    r""":math:`m_k + M_k \epsilon_n` for every sample n and component k: ``(n, K, L)``."""
+    r"""$m_k + M_k \epsilon_n$ for every sample n and component k: ``(n, K, L)``."""
     return means + torch.einsum("kij,nj->nki", scales, eps)
 
 
 class GaussianMixturePrior(_Prior):
     r"""GWAE's Gaussian mixture prior (GMP) with learnable weights, means and covariances.
 
-    .. math::
+    $$
+    \pi_\theta(z) = \sum_{k=1}^{K} w_k\, \mathcal{N}(z;\, m_k,\, M_k M_k^\top),
+    \qquad w = \operatorname{softmax}(\text{logits}),
+    $$
 
-        \pi_\theta(z) = \sum_{k=1}^{K} w_k\, \mathcal{N}(z;\, m_k,\, M_k M_k^\top),
-        \qquad w = \operatorname{softmax}(\text{logits}),
-
-    with :math:`M_k \in \mathbb{R}^{L \times L}` unconstrained square roots (any
-    :math:`M_k` gives a positive semi-definite covariance).
+    with $M_k \in \mathbb{R}^{L \times L}$ unconstrained square roots (any
+    $M_k$ gives a positive semi-definite covariance).
 
     **Gradients for the weights.** Choosing a component by ``argmax`` or ``multinomial``
     (GWAE's reference code) gives the weights no gradient, so they never learn.
-    :meth:`rsample` instead uses the *straight-through Gumbel-softmax* estimator: a
-    component is drawn exactly, :math:`k = \arg\max_j (\log w_j + g_j)`,
-    :math:`g_j \sim \text{Gumbel}(0, 1)`, and the sample
-    :math:`z = \sum_j y_j (m_j + M_j \epsilon)` uses the one-hot :math:`y` in the forward
-    pass (so :math:`z` is an exact mixture sample) and the relaxed
-    :math:`\operatorname{softmax}((\log w + g)/\tau)` in the backward pass. The weight
-    gradient is biased (it is exact only as :math:`\tau \to 0`, where its variance grows)
-    but points the right way. For an unbiased alternative, :meth:`rsample_weighted` returns
-    samples from every component with weights :math:`w_k / n`, for weighted divergences
+    `rsample` instead uses the *straight-through Gumbel-softmax* estimator: a
+    component is drawn exactly, $k = \arg\max_j (\log w_j + g_j)$,
+    $g_j \sim \text{Gumbel}(0, 1)$, and the sample
+    $z = \sum_j y_j (m_j + M_j \epsilon)$ uses the one-hot $y$ in the forward
+    pass (so $z$ is an exact mixture sample) and the relaxed
+    $\operatorname{softmax}((\log w + g)/\tau)$ in the backward pass. The weight
+    gradient is biased (it is exact only as $\tau \to 0$, where its variance grows)
+    but points the right way. For an unbiased alternative, `rsample_weighted` returns
+    samples from every component with weights $w_k / n$, for weighted divergences
     (``MMD(x_weights=...)``): the weights then enter the loss exactly.
 
     Args:
-        latent_dim: :math:`L`.
-        n_components: :math:`K`.
+        latent_dim: $L$.
+        n_components: $K$.
         mean_std: standard deviation of the random initial means.
-        component_std: initial :math:`M_k = \text{component\_std} \cdot I`.
-        temperature: :math:`\tau > 0` of the relaxed backward pass.
+        component_std: initial $M_k = \text{component\_std} \cdot I$.
+        temperature: $\tau > 0$ of the relaxed backward pass.
 
-    Example:
+    Examples:
         >>> prior = GaussianMixturePrior(2, 10)
         >>> prior.rsample(256).sum().backward()   # reaches logits, means and scales
     """
@@ -282,7 +282,7 @@ class GaussianMixturePrior(_Prior):
 
     @property
     def weights(self) -> Tensor:
-        """Mixture weights :math:`w` ``(K,)``, summing to 1."""
+        """Mixture weights $w$ ``(K,)``, summing to 1."""
         return torch.softmax(self.logits, dim=0)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -304,9 +304,9 @@ class GaussianMixturePrior(_Prior):
 
         Returns:
             ``z`` ``(K * n, L)`` (component-major: rows ``k n`` to ``(k + 1) n - 1`` come
-            from component ``k``) and ``weights`` ``(K * n,)`` = :math:`w_k / n`, summing
-            to 1. :math:`\sum_i \text{weights}_i\, h(z_i)` is an unbiased estimate of
-            :math:`\mathbb{E}_\pi h` whose gradient reaches the weights exactly.
+            from component ``k``) and ``weights`` ``(K * n,)`` = $w_k / n$, summing
+            to 1. $\sum_i \text{weights}_i\, h(z_i)$ is an unbiased estimate of
+            $\mathbb{E}_\pi h$ whose gradient reaches the weights exactly.
         """
         n = check_count("n_per_component", n_per_component)
         eps = self._noise(n, self.latent_dim, generator=generator)
@@ -315,7 +315,7 @@ class GaussianMixturePrior(_Prior):
         return z.reshape(-1, self.latent_dim), weights
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """Mixture log-density at ``z (..., L)`` -> ``(...)``; needs invertible :math:`M_k`.
+        """Mixture log-density at ``z (..., L)`` -> ``(...)``; needs invertible $M_k$.
         ``z`` must have the parameters' dtype and device (``TypeError``/``ValueError``)."""
         z = self._check_z(z, match_dtype=True)
         return _mixture_log_prob(z, torch.log_softmax(self.logits, 0), self.means, self.scales)
@@ -350,37 +350,37 @@ def _rotation(theta: Tensor) -> Tensor:
 class FixedGaussianMixture(_Prior):
     r"""GM-WAE's fixed Gaussian mixture prior with uniform weights.
 
-    .. math::
-
-        p(z) = \frac{1}{K}\sum_{k=1}^{K} \mathcal{N}(z;\, \mu_k,\, \Sigma_k).
+    $$
+    p(z) = \frac{1}{K}\sum_{k=1}^{K} \mathcal{N}(z;\, \mu_k,\, \Sigma_k).
+    $$
 
     Layouts:
 
     - ``"simplex"`` (default, GM-WAE section 5.2): the means are the vertices of a regular
       simplex centred at 0, pairwise at distance ``separation * sigma`` (4 sigma by
       default, about 5 % overlap between modes); needs ``latent_dim >= K - 1``.
-      :math:`\Sigma_k = \sigma^2 I`, or the given ``covariance``.
-    - ``"rotated"`` (GM-WAE figure 3, 2-D only): component :math:`k` is component 0 rotated
-      by :math:`\theta_k = 2\pi k / K`: :math:`\mu_k = R(\theta_k)\mu_0`,
-      :math:`\Sigma_k = R(\theta_k)\operatorname{diag}(s)^2 R(\theta_k)^\top` with
-      :math:`\mu_0` = ``rotated_mean`` (default ``(1, 0)``) and standard deviations
-      :math:`s` = ``rotated_scales`` (default ``(0.1, 0.5)``, the paper's
-      :math:`\sigma^0_x, \sigma^0_y`).
+      $\Sigma_k = \sigma^2 I$, or the given ``covariance``.
+    - ``"rotated"`` (GM-WAE figure 3, 2-D only): component $k$ is component 0 rotated
+      by $\theta_k = 2\pi k / K$: $\mu_k = R(\theta_k)\mu_0$,
+      $\Sigma_k = R(\theta_k)\operatorname{diag}(s)^2 R(\theta_k)^\top$ with
+      $\mu_0$ = ``rotated_mean`` (default ``(1, 0)``) and standard deviations
+      $s$ = ``rotated_scales`` (default ``(0.1, 0.5)``, the paper's
+      $\sigma^0_x, \sigma^0_y$).
 
     Means and Cholesky factors are buffers (they move with ``.to()``, get no gradient).
 
     Args:
-        latent_dim: :math:`L`.
-        n_components: :math:`K`.
-        sigma: isotropic standard deviation :math:`\sigma` (``"simplex"``).
+        latent_dim: $L$.
+        n_components: $K$.
+        sigma: isotropic standard deviation $\sigma$ (``"simplex"``).
         separation: distance between means in units of ``sigma``.
         covariance: ``(L, L)`` shared or ``(K, L, L)`` per-component covariances replacing
-            :math:`\sigma^2 I` (``"simplex"``); must be positive definite.
+            $\sigma^2 I$ (``"simplex"``); must be positive definite.
         layout: ``"simplex"`` or ``"rotated"``.
-        rotated_mean: :math:`\mu_0` of the ``"rotated"`` layout.
+        rotated_mean: $\mu_0$ of the ``"rotated"`` layout.
         rotated_scales: standard deviations of component 0 along the axes.
 
-    Example:
+    Examples:
         >>> prior = FixedGaussianMixture(10, 10)        # MNIST GM-WAE prior
         >>> z = prior.rsample_per_component(8)           # (10, 8, 10)
     """
@@ -502,29 +502,29 @@ _SPACES = ("data", "latent", "cosine")
 class PseudoInputPrior(_Prior):
     r"""SWAE's learnable prior: a mixture of conditional priors at learnable pseudo-inputs.
 
-    .. math::
+    $$
+    p_\gamma(z) = \frac1K \sum_{k=1}^K \mathcal{N}\bigl(z;\, \mu_\gamma(u_k),\,
+    \operatorname{diag}\sigma^2_\gamma(u_k)\bigr)
+    $$
 
-        p_\gamma(z) = \frac1K \sum_{k=1}^K \mathcal{N}\bigl(z;\, \mu_\gamma(u_k),\,
-        \operatorname{diag}\sigma^2_\gamma(u_k)\bigr)
-
-    with learnable pseudo-inputs :math:`u_k` in data space (clamped to ``data_range``) and
-    a conditional prior network ``encoder_net`` giving :math:`(\mu, \log\sigma^2)`.
-    :meth:`rsample` draws :math:`k` uniformly; :meth:`rsample_nearest` draws from the
+    with learnable pseudo-inputs $u_k$ in data space (clamped to ``data_range``) and
+    a conditional prior network ``encoder_net`` giving $(\mu, \log\sigma^2)$.
+    `rsample` draws $k$ uniformly; `rsample_nearest` draws from the
     conditional prior of each data point's nearest pseudo-input (SWAE's training step).
 
     Args:
         encoder_net: maps ``(K, *input_shape)`` to a tuple ``(mu, logvar)`` of
             ``(K, L)`` tensors, or to one ``(K, 2L)`` tensor split in half.
-        n_pseudo: :math:`K`.
+        n_pseudo: $K$.
         input_shape: shape of one data sample.
         data_range: ``(low, high)`` the pseudo-inputs are clamped to (``None``: no clamp);
             the clamp passes no gradient outside the range, like VampPrior's hard-tanh.
-        latent_dim: :math:`L`; inferred from one pass of ``encoder_net`` when ``None``.
+        latent_dim: $L$; inferred from one pass of ``encoder_net`` when ``None``.
         init_std: standard deviation of the random initial pseudo-inputs around the middle
-            of ``data_range`` (use :meth:`init_from_data` to start from training samples,
+            of ``data_range`` (use `init_from_data` to start from training samples,
             as SWAE does).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(784, 2 * 8))
         >>> prior = PseudoInputPrior(net, 100, (1, 28, 28))
         >>> prior.init_from_data(train_images)
@@ -571,7 +571,7 @@ class PseudoInputPrior(_Prior):
 
     @property
     def pseudo_inputs(self) -> Tensor:
-        """The pseudo-inputs :math:`u_k` ``(K, *input_shape)``, clamped to ``data_range``."""
+        """The pseudo-inputs $u_k$ ``(K, *input_shape)``, clamped to ``data_range``."""
         u = self.raw_pseudo_inputs
         return u if self.data_range is None else u.clamp(*self.data_range)
 
@@ -605,7 +605,7 @@ class PseudoInputPrior(_Prior):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``(n, L)`` samples: :math:`k` uniform, then the conditional prior of :math:`u_k`.
+        """``(n, L)`` samples: $k$ uniform, then the conditional prior of $u_k$.
 
         Only the ``n`` drawn pseudo-inputs go through ``encoder_net``.
         """
@@ -657,9 +657,9 @@ class PseudoInputPrior(_Prior):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        r"""``(N, L)``: for each ``x_n`` a sample of :math:`p_\gamma(z \mid u^{(n)})`, with
-        :math:`u^{(n)}` its nearest pseudo-input (see :meth:`nearest` for ``space`` and
-        ``encoder``). The choice of :math:`u^{(n)}` is discrete (no gradient); the sample is
+        r"""``(N, L)``: for each ``x_n`` a sample of $p_\gamma(z \mid u^{(n)})$, with
+        $u^{(n)}$ its nearest pseudo-input (see `nearest` for ``space`` and
+        ``encoder``). The choice of $u^{(n)}$ is discrete (no gradient); the sample is
         reparameterised, so gradients reach the chosen pseudo-inputs and the network."""
         return self._sample_at(self.nearest(x, space, encoder), generator)
 

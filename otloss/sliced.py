@@ -1,18 +1,18 @@
 r"""Sliced Wasserstein distance: exact 1-D optimal transport along random directions.
 
-.. math::
+$$
+SW_p^p(\mu, \nu) = \int_{S^{D-1}} W_p^p(\theta_\# \mu, \theta_\# \nu)\, d\sigma(\theta)
+    \approx \frac{1}{P} \sum_{k=1}^{P} W_p^p(\theta_{k\#} \mu, \theta_{k\#} \nu),
+$$
 
-    SW_p^p(\mu, \nu) = \int_{S^{D-1}} W_p^p(\theta_\# \mu, \theta_\# \nu)\, d\sigma(\theta)
-        \approx \frac{1}{P} \sum_{k=1}^{P} W_p^p(\theta_{k\#} \mu, \theta_{k\#} \nu),
-
-where :math:`\theta_\# \mu` is the law of :math:`\langle \theta, x \rangle`. In one
+where $\theta_\# \mu$ is the law of $\langle \theta, x \rangle$. In one
 dimension optimal transport is monotone, so
 
-.. math::
+$$
+W_p^p(\alpha, \beta) = \int_0^1 |F_\alpha^{-1}(q) - F_\beta^{-1}(q)|^p\, dq,
+$$
 
-    W_p^p(\alpha, \beta) = \int_0^1 |F_\alpha^{-1}(q) - F_\beta^{-1}(q)|^p\, dq,
-
-which is :math:`\frac{1}{N} \sum_i |x_{(i)} - y_{(i)}|^p` after sorting for two uniform
+which is $\frac{1}{N} \sum_i |x_{(i)} - y_{(i)}|^p$ after sorting for two uniform
 clouds of the same size, and a sum over the merged breakpoints of the two cumulative
 weight functions otherwise. Both are computed exactly and vectorised over directions and
 batch items.
@@ -48,19 +48,19 @@ def sliced_wasserstein(
     projections: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""Sliced Wasserstein distance to the power p, :math:`SW_p^p`, between two point clouds.
+    r"""Sliced Wasserstein distance to the power p, $SW_p^p$, between two point clouds.
 
-    .. math::
+    $$
+    SW_p^p = \frac{1}{P} \sum_{k=1}^{P} \int_0^1
+        \bigl| F^{-1}_{\langle \theta_k, x \rangle}(q)
+             - F^{-1}_{\langle \theta_k, y \rangle}(q) \bigr|^p dq
+    $$
 
-        SW_p^p = \frac{1}{P} \sum_{k=1}^{P} \int_0^1
-            \bigl| F^{-1}_{\langle \theta_k, x \rangle}(q)
-                 - F^{-1}_{\langle \theta_k, y \rangle}(q) \bigr|^p dq
-
-    with the quantile functions :math:`F^{-1}` of the (weighted) projected samples. It
+    with the quantile functions $F^{-1}$ of the (weighted) projected samples. It
     equals ``ot.sliced_wasserstein_distance(x, y, a, b, projections=P, p=p) ** p`` in POT.
     For given directions the value is exact; over random directions it is an unbiased
     Monte-Carlo estimate of the sliced distance between the two empirical measures (whose
-    own distance to the population value shrinks like :math:`N^{-1/2}`).
+    own distance to the population value shrinks like $N^{-1/2}$).
 
     Args:
         x: ``(N, D)`` or ``(B, N, D)`` samples.
@@ -68,9 +68,9 @@ def sliced_wasserstein(
         x_weights: optional ``(N,)`` / ``(B, N)`` non-negative weights summing to 1 (zero
             weights act as padding); gradients flow into them.
         y_weights: optional ``(M,)`` / ``(B, M)`` weights, likewise.
-        n_projections: number :math:`P` of random directions drawn when ``projections`` is
+        n_projections: number $P$ of random directions drawn when ``projections`` is
             not given.
-        p: exponent :math:`p \ge 1` of the ground cost :math:`|s - t|^p`.
+        p: exponent $p \ge 1$ of the ground cost $|s - t|^p$.
         projections: ``(D, P)`` directions as columns (as in POT), or ``(B, D, P)`` per batch
             item; used as given (pass unit vectors for the sliced distance).
         generator: ``torch.Generator`` (on the inputs' device) for the random directions,
@@ -78,7 +78,7 @@ def sliced_wasserstein(
             batch.
 
     Returns:
-        :math:`SW_p^p`: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``),
+        $SW_p^p$: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``),
         in the input dtype (half precision is computed in float32). A NaN or infinite
         coordinate gives NaN.
 
@@ -87,7 +87,7 @@ def sliced_wasserstein(
         - projections: ``(D, P)`` or ``(B, D, P)``
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> x, y = torch.randn(500, 3), torch.randn(400, 3) + 1.0
         >>> gen = torch.Generator().manual_seed(0)
         >>> sliced_wasserstein(x, y, n_projections=256, generator=gen)
@@ -128,20 +128,20 @@ def sliced_wasserstein(
 
 
 class SlicedWasserstein(nn.Module):
-    r"""Sliced Wasserstein distance :math:`SW_p^p` over random (or given) directions.
+    r"""Sliced Wasserstein distance $SW_p^p$ over random (or given) directions.
 
-    .. math::
+    $$
+    SW_p^p(\mu, \nu) = \frac{1}{P} \sum_{k=1}^{P} W_p^p(\theta_{k\#}\mu, \theta_{k\#}\nu),
+    $$
 
-        SW_p^p(\mu, \nu) = \frac{1}{P} \sum_{k=1}^{P} W_p^p(\theta_{k\#}\mu, \theta_{k\#}\nu),
-
-    the mean over :math:`P` unit directions of the exact 1-D optimal transport cost of
+    the mean over $P$ unit directions of the exact 1-D optimal transport cost of
     the projected samples (sorting, or quantile functions for unequal sizes or weights).
     The value is POT's ``sliced_wasserstein_distance(...) ** p`` on the same directions.
-    See :func:`sliced_wasserstein`.
+    See `sliced_wasserstein`.
 
     Args:
         n_projections: number of random directions drawn per call.
-        p: exponent :math:`p \ge 1` of the ground cost.
+        p: exponent $p \ge 1$ of the ground cost.
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -149,7 +149,7 @@ class SlicedWasserstein(nn.Module):
         - projections: ``(D, P)`` or ``(B, D, P)`` (optional)
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> sw = SlicedWasserstein(n_projections=64)
         >>> z = encoder(x)                          # (N, 2)
         >>> loss = recon + sw(z, prior.rsample(len(z)))
@@ -170,7 +170,7 @@ class SlicedWasserstein(nn.Module):
         projections: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """:math:`SW_p^p` between ``x`` and ``y`` (see :func:`sliced_wasserstein`)."""
+        """$SW_p^p$ between ``x`` and ``y`` (see `sliced_wasserstein`)."""
         return sliced_wasserstein(
             x,
             y,

@@ -1,49 +1,49 @@
 r"""Total correlation and the KL decomposition of the aggregate posterior (TCWAE, β-TCVAE).
 
 For a Gaussian encoder
-:math:`q(z \mid x_n) = \mathcal N(\mu_n, \operatorname{diag} e^{\log\sigma^2_n})`
-over a dataset of :math:`N` points, the aggregate posterior is the mixture
-:math:`q(z) = \frac1N \sum_n q(z \mid x_n)` and (Chen et al., 2018, eq. 2)
+$q(z \mid x_n) = \mathcal N(\mu_n, \operatorname{diag} e^{\log\sigma^2_n})$
+over a dataset of $N$ points, the aggregate posterior is the mixture
+$q(z) = \frac1N \sum_n q(z \mid x_n)$ and (Chen et al., 2018, eq. 2)
 
-.. math::
+$$
+\mathbb{E}_{n}\, \mathrm{KL}(q(z \mid x_n) \,\|\, p(z))
+    = \underbrace{I_q(z; n)}_{\text{mutual\_info}}
+    + \underbrace{\mathrm{KL}\bigl(q(z) \,\|\, \textstyle\prod_d q_d(z_d)\bigr)}_{\text{tc}}
+    + \underbrace{\textstyle\sum_d \mathrm{KL}(q_d(z_d) \,\|\, p_d(z_d))}_{\text{dimwise\_kl}}.
+$$
 
-    \mathbb{E}_{n}\, \mathrm{KL}(q(z \mid x_n) \,\|\, p(z))
-        = \underbrace{I_q(z; n)}_{\text{mutual\_info}}
-        + \underbrace{\mathrm{KL}\bigl(q(z) \,\|\, \textstyle\prod_d q_d(z_d)\bigr)}_{\text{tc}}
-        + \underbrace{\textstyle\sum_d \mathrm{KL}(q_d(z_d) \,\|\, p_d(z_d))}_{\text{dimwise\_kl}}.
+TCWAE penalises ``tc`` and ``dimwise_kl``. The densities $q(z_i)$ and
+$q_d(z_{id})$ at the batch codes $z_i \sim q(z \mid x_i)$ are estimated from the
+$M$ posteriors of the minibatch with an importance-weight matrix $W$:
 
-TCWAE penalises ``tc`` and ``dimwise_kl``. The densities :math:`q(z_i)` and
-:math:`q_d(z_{id})` at the batch codes :math:`z_i \sim q(z \mid x_i)` are estimated from the
-:math:`M` posteriors of the minibatch with an importance-weight matrix :math:`W`:
+$$
+\log \hat q(z_i) = \log \sum_{j} W_{ij}\, q(z_i \mid x_j),
+$$
 
-.. math::
+evaluated with log-sum-exp on the ``(M, M, L)`` tensor of $\log q(z_{id} \mid x_{jd})$.
 
-    \log \hat q(z_i) = \log \sum_{j} W_{ij}\, q(z_i \mid x_j),
-
-evaluated with log-sum-exp on the ``(M, M, L)`` tensor of :math:`\log q(z_{id} \mid x_{jd})`.
-
-- **MWS** (minibatch-weighted sampling): :math:`W_{ij} = 1/(NM)`. Biased: in probability
-  space its expectation is :math:`\frac{1}{NM}[q(z_i \mid x_i) + (M-1)\,q(z_i)]`, between
-  :math:`q(z_i)/N` (broad posteriors) and about :math:`q(z_i)/M` (posteriors so narrow that
-  only :math:`x_i` explains :math:`z_i`). The TC estimate is therefore offset upwards, by
-  about :math:`(L-1)\log N` when the posteriors overlap; the offset is nearly constant, so
+- **MWS** (minibatch-weighted sampling): $W_{ij} = 1/(NM)$. Biased: in probability
+  space its expectation is $\frac{1}{NM}[q(z_i \mid x_i) + (M-1)\,q(z_i)]$, between
+  $q(z_i)/N$ (broad posteriors) and about $q(z_i)/M$ (posteriors so narrow that
+  only $x_i$ explains $z_i$). The TC estimate is therefore offset upwards, by
+  about $(L-1)\log N$ when the posteriors overlap; the offset is nearly constant, so
   the gradients stay useful, but the value is not the TC. It never converges to the TC.
-- **MSS** (minibatch-stratified sampling): :math:`W_{ii} = 1/N` (the code's own posterior,
-  the stratum of size 1) and :math:`W_{ij} = \frac{N-1}{N(M-1)}` for :math:`j \ne i` (the
-  other :math:`M-1` points, a uniform sample of the other :math:`N-1`). Every row sums to 1
-  and :math:`\hat q(z_i)` is unbiased in probability space; the log is concave, so
-  :math:`\log \hat q` is biased down by about half its relative variance (Jensen), more for
+- **MSS** (minibatch-stratified sampling): $W_{ii} = 1/N$ (the code's own posterior,
+  the stratum of size 1) and $W_{ij} = \frac{N-1}{N(M-1)}$ for $j \ne i$ (the
+  other $M-1$ points, a uniform sample of the other $N-1$). Every row sums to 1
+  and $\hat q(z_i)$ is unbiased in probability space; the log is concave, so
+  $\log \hat q$ is biased down by about half its relative variance (Jensen), more for
   the joint than for the 1-D marginals, so the TC is slightly underestimated for small
-  batches; the bias vanishes as :math:`M` grows. When the batch is the whole dataset
-  (:math:`M = N`) it is exact.
+  batches; the bias vanishes as $M$ grows. When the batch is the whole dataset
+  ($M = N$) it is exact.
 
 The widely copied reference implementation of MSS writes its diagonal with
 ``W.view(-1)[::M + 1]`` where ``M = batch_size - 1``: that stride walks down column 0, not
-the diagonal, so the weight :math:`1/N` of the code's own posterior lands on
-:math:`q(z_i \mid x_0)` for every :math:`i`. :func:`log_importance_weights` builds the
+the diagonal, so the weight $1/N$ of the code's own posterior lands on
+$q(z_i \mid x_0)$ for every $i$. `log_importance_weights` builds the
 matrix above and is tested entry by entry.
 
-The density-ratio estimators (:class:`DensityRatioTC`, :class:`DensityRatioDimwiseKL`)
+The density-ratio estimators (`DensityRatioTC`, `DensityRatioDimwiseKL`)
 replace the density estimates by a discriminator (FactorVAE, TCWAE-GAN).
 """
 
@@ -100,17 +100,17 @@ PriorLogDensity = Callable[[Tensor], Tensor]
 
 
 def pairwise_gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""Per-dimension :math:`\log q(z_{id} \mid x_j)` for every pair of a batch.
+    r"""Per-dimension $\log q(z_{id} \mid x_j)$ for every pair of a batch.
 
     Args:
-        z: ``(..., M, L)`` codes :math:`z_i \sim q(z \mid x_i)`.
-        mu: ``(..., M, L)`` posterior means :math:`\mu_j`.
-        logvar: ``(..., M, L)`` posterior log-variances :math:`\log\sigma^2_j`.
+        z: ``(..., M, L)`` codes $z_i \sim q(z \mid x_i)$.
+        mu: ``(..., M, L)`` posterior means $\mu_j$.
+        logvar: ``(..., M, L)`` posterior log-variances $\log\sigma^2_j$.
 
     Returns:
         ``(..., M, M, L)`` tensor whose entry ``[..., i, j, d]`` is
-        :math:`\log \mathcal N(z_{id}; \mu_{jd}, \sigma^2_{jd})`; sum the last dimension for
-        the joint :math:`\log q(z_i \mid x_j)`.
+        $\log \mathcal N(z_{id}; \mu_{jd}, \sigma^2_{jd})$; sum the last dimension for
+        the joint $\log q(z_i \mid x_j)$.
     """
     z, mu, logvar = check_codes(z, mu, logvar, min_samples=1, why=_WHY_BATCH)
     return _pairwise(z, mu, logvar)
@@ -133,30 +133,30 @@ def log_importance_weights(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    r"""Log importance weights, :math:`\hat q(z_i) = \sum_j W_{ij}\, q(z_i \mid x_j)`.
+    r"""Log importance weights, $\hat q(z_i) = \sum_j W_{ij}\, q(z_i \mid x_j)$.
 
-    - ``"mss"``: :math:`W_{ii} = 1/N`, :math:`W_{ij} = (N-1)/(N(M-1))` for :math:`j \ne i`.
-      Row :math:`i` estimates :math:`q(z_i) = \frac1N q(z_i \mid x_i) + \frac1N\sum_{n \ne i}
-      q(z_i \mid x_n)`: the first term is known exactly, the sum over the :math:`N-1` other
-      data points is estimated without bias by :math:`\frac{N-1}{M-1}` times the sum over
-      the :math:`M-1` other batch members. Each row sums to 1; for :math:`M = N` all
-      weights are :math:`1/N` and the estimate is exact.
+    - ``"mss"``: $W_{ii} = 1/N$, $W_{ij} = (N-1)/(N(M-1))$ for $j \ne i$.
+      Row $i$ estimates $q(z_i) = \frac1N q(z_i \mid x_i) + \frac1N\sum_{n \ne i}
+      q(z_i \mid x_n)$: the first term is known exactly, the sum over the $N-1$ other
+      data points is estimated without bias by $\frac{N-1}{M-1}$ times the sum over
+      the $M-1$ other batch members. Each row sums to 1; for $M = N$ all
+      weights are $1/N$ and the estimate is exact.
       Chen et al.'s appendix splits the other points into strata of which one is smaller,
       giving one off-diagonal entry per row a different weight; with shuffled minibatches
       the other members are exchangeable, so equal weights are unbiased too, have lower
-      variance, do not depend on the order of the batch and are exact for :math:`M = N`.
-    - ``"mws"``: :math:`W_{ij} = 1/(NM)` (Chen et al., 2018); rows sum to :math:`1/N`.
+      variance, do not depend on the order of the batch and are exact for $M = N$.
+    - ``"mws"``: $W_{ij} = 1/(NM)$ (Chen et al., 2018); rows sum to $1/N$.
 
     Args:
-        batch_size: :math:`M \ge 2`.
-        dataset_size: :math:`N \ge M`, the number of data points the aggregate posterior
+        batch_size: $M \ge 2$.
+        dataset_size: $N \ge M$, the number of data points the aggregate posterior
             averages over.
         estimator: ``"mss"`` or ``"mws"``.
         dtype: of the result (default float32).
         device: of the result (default the CPU).
 
     Returns:
-        ``(M, M)`` tensor of :math:`\log W_{ij}` (row ``i`` is the code, column ``j`` the
+        ``(M, M)`` tensor of $\log W_{ij}$ (row ``i`` is the code, column ``j`` the
         posterior it is evaluated under).
     """
     check_choice("estimator", estimator, ESTIMATORS)
@@ -195,31 +195,31 @@ def total_correlation(
     estimator: str = "mws",
     dataset_size: int,
 ) -> Tensor:
-    r"""Minibatch estimate of :math:`\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_d q_d(z_d))`.
+    r"""Minibatch estimate of $\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_d q_d(z_d))$.
 
-    .. math::
+    $$
+    \widehat{\mathrm{TC}} = \frac1M \sum_{i=1}^{M} \Bigl[\log \hat q(z_i)
+        - \sum_{d=1}^{L} \log \hat q_d(z_{id})\Bigr],
+    \qquad \log \hat q(z_i) = \operatorname{logsumexp}_j
+        \bigl(\log W_{ij} + \log q(z_i \mid x_j)\bigr),
+    $$
 
-        \widehat{\mathrm{TC}} = \frac1M \sum_{i=1}^{M} \Bigl[\log \hat q(z_i)
-            - \sum_{d=1}^{L} \log \hat q_d(z_{id})\Bigr],
-        \qquad \log \hat q(z_i) = \operatorname{logsumexp}_j
-            \bigl(\log W_{ij} + \log q(z_i \mid x_j)\bigr),
-
-    with :math:`W` from :func:`log_importance_weights` (the same weights for the 1-D
-    marginals). Bias: see the module docstring (MWS is offset by about :math:`(L-1)\log N`;
+    with $W$ from `log_importance_weights` (the same weights for the 1-D
+    marginals). Bias: see the module docstring (MWS is offset by about $(L-1)\log N$;
     MSS is consistent, slightly low for small batches).
 
     Args:
-        z: ``(M, L)`` or ``(B, M, L)`` codes, :math:`z_i \sim q(z \mid x_i)` (reparameterised).
+        z: ``(M, L)`` or ``(B, M, L)`` codes, $z_i \sim q(z \mid x_i)$ (reparameterised).
         mu: posterior means, same shape.
         logvar: posterior log-variances, same shape.
         estimator: ``"mws"`` or ``"mss"``.
-        dataset_size: :math:`N`, the size of the dataset the batch is drawn from (``>= M``).
+        dataset_size: $N$, the size of the dataset the batch is drawn from (``>= M``).
 
     Returns:
         Scalar, or ``(B,)`` for batched input. Half precision is computed in float32 and
         cast back.
 
-    Example:
+    Examples:
         >>> mu, logvar = torch.randn(64, 10), torch.full((64, 10), -2.0)
         >>> z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         >>> total_correlation(z, mu, logvar, estimator="mss", dataset_size=60_000)
@@ -236,33 +236,33 @@ def tc_decomposition(
     dataset_size: int,
     prior_log_density: PriorLogDensity | None = None,
 ) -> dict[str, Tensor]:
-    r"""Estimates of the three terms of :math:`\mathbb{E}_n \mathrm{KL}(q(z \mid x_n) \| p(z))`.
+    r"""Estimates of the three terms of $\mathbb{E}_n \mathrm{KL}(q(z \mid x_n) \| p(z))$.
 
-    .. math::
+    $$
+    \text{mutual\_info} &= \tfrac1M \textstyle\sum_i
+        \bigl[\log q(z_i \mid x_i) - \log \hat q(z_i)\bigr] \\
+    \text{tc} &= \tfrac1M \textstyle\sum_i
+        \bigl[\log \hat q(z_i) - \sum_d \log \hat q_d(z_{id})\bigr] \\
+    \text{dimwise\_kl} &= \tfrac1M \textstyle\sum_i
+        \bigl[\sum_d \log \hat q_d(z_{id}) - \log p(z_i)\bigr]
+    $$
 
-        \text{mutual\_info} &= \tfrac1M \textstyle\sum_i
-            \bigl[\log q(z_i \mid x_i) - \log \hat q(z_i)\bigr] \\
-        \text{tc} &= \tfrac1M \textstyle\sum_i
-            \bigl[\log \hat q(z_i) - \sum_d \log \hat q_d(z_{id})\bigr] \\
-        \text{dimwise\_kl} &= \tfrac1M \textstyle\sum_i
-            \bigl[\sum_d \log \hat q_d(z_{id}) - \log p(z_i)\bigr]
-
-    so ``tc + dimwise_kl`` is the estimate :math:`\frac1M\sum_i \log \hat q(z_i) - \log
-    p(z_i)` of :math:`\mathrm{KL}(q(z) \| p(z))`, and adding ``mutual_info`` gives the
-    Monte-Carlo estimate :math:`\frac1M \sum_i \log q(z_i \mid x_i) - \log p(z_i)` of the
+    so ``tc + dimwise_kl`` is the estimate $\frac1M\sum_i \log \hat q(z_i) - \log
+    p(z_i)$ of $\mathrm{KL}(q(z) \| p(z))$, and adding ``mutual_info`` gives the
+    Monte-Carlo estimate $\frac1M \sum_i \log q(z_i \mid x_i) - \log p(z_i)$ of the
     average posterior-to-prior KL (no density estimate involved).
 
     Args:
-        z: ``(M, L)`` or ``(B, M, L)``, as in :func:`total_correlation`.
+        z: ``(M, L)`` or ``(B, M, L)``, as in `total_correlation`.
         mu: the means, shaped like ``z``.
         logvar: the log-variances, shaped like ``z``.
         estimator: ``"mws"`` or ``"mss"``.
-        dataset_size: :math:`N \ge M`.
+        dataset_size: $N \ge M$.
         prior_log_density: the factorised prior's log-density, a callable taking ``z`` (in
-            the compute dtype) and returning per-dimension values :math:`\log p_d(z_{id})`
-            of shape ``(..., M, L)`` or their sums :math:`\log p(z_i)` of shape
-            ``(..., M)``. Default :math:`\mathcal N(0, I)`. With a non-factorised prior
-            ``dimwise_kl`` estimates :math:`\mathrm{KL}(\prod_d q_d \,\|\, p)` instead.
+            the compute dtype) and returning per-dimension values $\log p_d(z_{id})$
+            of shape ``(..., M, L)`` or their sums $\log p(z_i)$ of shape
+            ``(..., M)``. Default $\mathcal N(0, I)$. With a non-factorised prior
+            ``dimwise_kl`` estimates $\mathrm{KL}(\prod_d q_d \,\|\, p)$ instead.
 
     Returns:
         dict with ``tc``, ``dimwise_kl`` and ``mutual_info``: scalars, or ``(B,)``.
@@ -324,29 +324,29 @@ def _prior_log_density(prior_log_density: PriorLogDensity | None, z: Tensor) -> 
 class TotalCorrelation(nn.Module):
     r"""Total correlation of a Gaussian encoder's aggregate posterior (TCWAE-MWS, β-TCVAE).
 
-    .. math::
+    $$
+    \mathrm{TC} = \mathrm{KL}\Bigl(q(z) \,\Big\|\, \prod_{d=1}^{L} q_d(z_d)\Bigr)
+    \approx \frac1M \sum_{i} \Bigl[\log \hat q(z_i) - \sum_d \log \hat q_d(z_{id})\Bigr]
+    $$
 
-        \mathrm{TC} = \mathrm{KL}\Bigl(q(z) \,\Big\|\, \prod_{d=1}^{L} q_d(z_d)\Bigr)
-        \approx \frac1M \sum_{i} \Bigl[\log \hat q(z_i) - \sum_d \log \hat q_d(z_{id})\Bigr]
-
-    with :math:`\hat q` the minibatch importance-sampling estimate of
-    :func:`total_correlation`.
+    with $\hat q$ the minibatch importance-sampling estimate of
+    `total_correlation`.
 
     Bias: ``"mws"`` (Chen et al.'s minibatch-weighted sampling, used by TCWAE-MWS) is
-    offset upwards by about :math:`(L-1)\log N` (its weights sum to :math:`1/N` per row);
+    offset upwards by about $(L-1)\log N$ (its weights sum to $1/N$ per row);
     ``"mss"`` (minibatch-stratified sampling with the correct weight matrix) is consistent,
     exact when the batch is the whole dataset, slightly low for small batches (Jensen).
     ``docs/tc.md`` gives measured errors.
 
     Args:
         estimator: ``"mws"`` or ``"mss"``.
-        dataset_size: :math:`N`, the number of training points (keyword-only, required).
+        dataset_size: $N$, the number of training points (keyword-only, required).
 
     Shape:
-        - z, mu, logvar: ``(M, L)`` or ``(B, M, L)`` with :math:`2 \le M \le N`
+        - z, mu, logvar: ``(M, L)`` or ``(B, M, L)`` with $2 \le M \le N$
         - output: scalar or ``(B,)``
 
-    Example:
+    Examples:
         >>> tc = TotalCorrelation("mss", dataset_size=len(train_set))
         >>> mu, logvar = encoder(x).chunk(2, dim=-1)
         >>> z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -370,7 +370,7 @@ class TotalCorrelation(nn.Module):
         logvar: Tensor,
         prior_log_density: PriorLogDensity | None = None,
     ) -> dict[str, Tensor]:
-        """``tc``, ``dimwise_kl`` and ``mutual_info`` (see :func:`tc_decomposition`)."""
+        """``tc``, ``dimwise_kl`` and ``mutual_info`` (see `tc_decomposition`)."""
         return tc_decomposition(
             z,
             mu,
@@ -392,8 +392,8 @@ class TotalCorrelation(nn.Module):
 def permute_dims(z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     r"""Permute every latent dimension independently across the samples.
 
-    If the rows of ``z`` are samples of :math:`q(z)`, the rows of the result are (exchangeable)
-    samples of :math:`\prod_d q_d(z_d)`: each column keeps its multiset of values, the
+    If the rows of ``z`` are samples of $q(z)$, the rows of the result are (exchangeable)
+    samples of $\prod_d q_d(z_d)$: each column keeps its multiset of values, the
     dependence between columns is destroyed (FactorVAE's ``permute_dims``). One random key
     per entry and an ``argsort`` over the sample dimension: no Python loop, batched over
     leading dimensions, differentiable (a ``gather``).
@@ -433,7 +433,7 @@ class _DensityRatio(nn.Module):
         )
 
     def log_ratio(self, z: Tensor) -> Tensor:
-        r""":math:`\log \frac{D(z)}{1 - D(z)}` = logit 0 - logit 1, shape ``(..., N)``."""
+        r"""$\log \frac{D(z)}{1 - D(z)}$ = logit 0 - logit 1, shape ``(..., N)``."""
         z = self._check_codes("z", z)
         weight = self.discriminator[-1].weight
         # The MLP takes (N, L) rows: batch dimensions are flattened into them and back.
@@ -461,15 +461,15 @@ class _DensityRatio(nn.Module):
 class DensityRatioTC(_DensityRatio):
     r"""Adversarial total correlation by the density-ratio trick (FactorVAE, TCWAE-GAN).
 
-    A discriminator :math:`D` with two logits learns to tell codes :math:`z \sim q(z)` (class
+    A discriminator $D$ with two logits learns to tell codes $z \sim q(z)$ (class
     0) from codes with every dimension permuted across the batch, i.e. samples of
-    :math:`\prod_d q_d(z_d)` (class 1). At the optimum
-    :math:`D/(1-D) = q(z) / \prod_d q_d(z_d)`, so
+    $\prod_d q_d(z_d)$ (class 1). At the optimum
+    $D/(1-D) = q(z) / \prod_d q_d(z_d)$, so
 
-    .. math::
-
-        \mathrm{TC} \approx \frac1N \sum_i \log\frac{D(z_i)}{1 - D(z_i)}
-            = \frac1N \sum_i \bigl(\text{logit}_0(z_i) - \text{logit}_1(z_i)\bigr).
+    $$
+    \mathrm{TC} \approx \frac1N \sum_i \log\frac{D(z_i)}{1 - D(z_i)}
+        = \frac1N \sum_i \bigl(\text{logit}_0(z_i) - \text{logit}_1(z_i)\bigr).
+    $$
 
     Bias: the estimate is only as good as the discriminator; an under-trained or
     over-regularised one shrinks the log-ratio towards 0 and underestimates the TC, and
@@ -488,7 +488,7 @@ class DensityRatioTC(_DensityRatio):
     discriminator.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         hidden: width of each hidden layer (1000 in FactorVAE / TCWAE, Table 3).
         depth: number of hidden layers (6 in FactorVAE / TCWAE).
         negative_slope: LeakyReLU slope (0.2 as in FactorVAE; 0 gives TCWAE's ReLU).
@@ -509,10 +509,10 @@ class DensityRatioTC(_DensityRatio):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        r"""Cross-entropy of :math:`D` on ``z`` (class 0) and ``permute_dims(z_other)`` (class 1).
+        r"""Cross-entropy of $D$ on ``z`` (class 0) and ``permute_dims(z_other)`` (class 1).
 
         Args:
-            z: ``(..., N, L)`` codes of :math:`q(z)`; detached.
+            z: ``(..., N, L)`` codes of $q(z)$; detached.
             z_other: codes of an independent batch, ``(..., N', L)``, permuted for the
                 class-1 samples (FactorVAE uses a second batch); ``None`` permutes ``z``.
                 Detached.
@@ -530,24 +530,24 @@ class DensityRatioTC(_DensityRatio):
 
 
 class DensityRatioDimwiseKL(_DensityRatio):
-    r"""Adversarial dimension-wise KL, :math:`\sum_d \mathrm{KL}(q_d(z_d) \| p_d(z_d))` (TCWAE-GAN).
+    r"""Adversarial dimension-wise KL, $\sum_d \mathrm{KL}(q_d(z_d) \| p_d(z_d))$ (TCWAE-GAN).
 
-    For a factorised prior :math:`p = \prod_d p_d`,
-    :math:`\sum_d \mathrm{KL}(q_d \| p_d) = \mathrm{KL}(\prod_d q_d \,\|\, p)`. A discriminator
-    learns to tell permuted codes (samples of :math:`\prod_d q_d`, class 0) from prior samples
-    (class 1); at the optimum :math:`D/(1-D) = \prod_d q_d(z) / p(z)` and
+    For a factorised prior $p = \prod_d p_d$,
+    $\sum_d \mathrm{KL}(q_d \| p_d) = \mathrm{KL}(\prod_d q_d \,\|\, p)$. A discriminator
+    learns to tell permuted codes (samples of $\prod_d q_d$, class 0) from prior samples
+    (class 1); at the optimum $D/(1-D) = \prod_d q_d(z) / p(z)$ and
 
-    .. math::
+    $$
+    \sum_d \mathrm{KL}(q_d \| p_d) \approx \frac1N \sum_i
+        \bigl(\text{logit}_0(\tilde z_i) - \text{logit}_1(\tilde z_i)\bigr),
+    \qquad \tilde z = \text{permute\_dims}(z).
+    $$
 
-        \sum_d \mathrm{KL}(q_d \| p_d) \approx \frac1N \sum_i
-            \bigl(\text{logit}_0(\tilde z_i) - \text{logit}_1(\tilde z_i)\bigr),
-        \qquad \tilde z = \text{permute\_dims}(z).
-
-    Bias as for :class:`DensityRatioTC` (an imperfect discriminator underestimates). Use it
+    Bias as for `DensityRatioTC` (an imperfect discriminator underestimates). Use it
     with the same two-step pattern; ``discriminator_loss`` detaches its inputs.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         hidden: width of each hidden layer.
         depth: number of hidden layers.
         negative_slope: LeakyReLU slope.
@@ -569,10 +569,10 @@ class DensityRatioDimwiseKL(_DensityRatio):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        r"""Cross-entropy of :math:`D` on ``permute_dims(z)`` (class 0) and ``z_prior`` (class 1).
+        r"""Cross-entropy of $D$ on ``permute_dims(z)`` (class 0) and ``z_prior`` (class 1).
 
         Args:
-            z: ``(..., N, L)`` codes of :math:`q(z)`; detached, then permuted.
+            z: ``(..., N, L)`` codes of $q(z)$; detached, then permuted.
             z_prior: ``(..., N', L)`` samples of the prior (e.g. ``prior.rsample(n)``);
                 detached.
             generator: drives the permutation.

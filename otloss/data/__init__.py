@@ -1,8 +1,8 @@
 """Datasets in their real release formats, the embedded digits and procedural sprites.
 
 Every dataset is a ``torch.utils.data.Dataset`` of ``(image, target)`` items with
-``image`` a float32 ``(C, H, W)`` tensor in [0, 1]. :func:`load_dataset` loads any of
-them by name; the data root is resolved by :func:`data_root` (argument, else
+``image`` a float32 ``(C, H, W)`` tensor in [0, 1]. `load_dataset` loads any of
+them by name; the data root is resolved by `data_root` (argument, else
 ``$OTLOSS_DATA``, else ``~/.otloss/data``). Nothing here touches the network.
 """
 

@@ -125,7 +125,7 @@ class CelebA(Dataset):
     ``image`` is a float32 ``(3, S, S)`` tensor in [0, 1]: the centre ``crop`` x ``crop``
     square of the 178 x 218 aligned image, resized to ``S`` = ``image_size`` with Pillow's
     antialiased bilinear filter. ``attributes`` is an int64 ``(40,)`` tensor of {0, 1}
-    (the release's -1 becomes 0), in the order of :attr:`attribute_names`.
+    (the release's -1 becomes 0), in the order of `attribute_names`.
 
     Args:
         root: data root (holding ``celeba/``) or the ``celeba`` folder itself.

@@ -37,14 +37,14 @@ class Digits(Dataset):
 
     ``image`` is a float32 ``(1, S, S)`` tensor in [0, 1] (ink is 1, as in MNIST),
     ``label`` an int64 scalar in 0..9. The split is a fixed permutation
-    (seed :data:`DIGITS_SPLIT_SEED`), identical on every machine: 1438 train and
-    359 test images. The whole split is kept as one float tensor (:attr:`images`).
+    (seed `DIGITS_SPLIT_SEED`), identical on every machine: 1438 train and
+    359 test images. The whole split is kept as one float tensor (`images`).
 
     Args:
         split: ``"train"``, ``"test"`` or ``"all"``.
         image_size: side length ``S`` (default 28; 8 keeps the native digits).
 
-    Example:
+    Examples:
         >>> from otloss.data import Digits
         >>> image, label = Digits("train", image_size=32)[0]
         >>> tuple(image.shape)

@@ -76,7 +76,7 @@ def _read_packed_images(path: Path, archive: zipfile.ZipFile) -> tuple[np.ndarra
 
 
 class DSprites(Dataset, GroundTruthData):
-    """dSprites as ``(image, factors)`` items, and as :class:`GroundTruthData`.
+    """dSprites as ``(image, factors)`` items, and as `GroundTruthData`.
 
     ``image`` is a float32 ``(1, S, S)`` tensor of 0/1 pixels (values in [0, 1] after a
     resize); ``factors`` the int64 ``(5,)`` classes of shape (3: square, ellipse, heart),

@@ -1,7 +1,7 @@
 """Exceptions raised by the dataset readers.
 
 Both name the offending file. A missing file also says where to download it and where
-to put it (see :mod:`otloss.data.paths`); a corrupt file says what was wrong with it.
+to put it (see `otloss.data.paths`); a corrupt file says what was wrong with it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Discrete factor indices of datasets stored as a full row-major grid of factors.
 
 3D Shapes stores factor *values* and dSprites factor *classes* per image; both releases
-enumerate every combination once, in row-major order. :func:`grid_from_labels` recovers
+enumerate every combination once, in row-major order. `grid_from_labels` recovers
 the integer index of each factor and checks that ordering, so that the observation of a
 factor combination is found by arithmetic instead of a search.
 """

@@ -10,8 +10,8 @@ so metric code written against it ports directly:
 - ``sample_observations_from_factors(factors, random_state) -> (n, C, H, W)`` float32
   tensor in [0, 1].
 
-:class:`~otloss.data.Sprites`, :class:`~otloss.data.DSprites` and
-:class:`~otloss.data.Shapes3D` implement it.
+`Sprites`, `DSprites` and
+`Shapes3D` implement it.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def _integers(rng: np.random.RandomState | np.random.Generator, high: int, n: in
 class GroundTruthData(ABC):
     """A dataset whose observations are a deterministic function of discrete factors.
 
-    Subclasses define :attr:`factor_names`, :attr:`factors_num_values` and
-    :meth:`observations_from_factors`; sampling and validation are shared.
+    Subclasses define `factor_names`, `factors_num_values` and
+    `observations_from_factors`; sampling and validation are shared.
     """
 
     #: Name of each factor, in the order of the factor columns.
@@ -147,6 +147,6 @@ class GroundTruthData(ABC):
 
     def index_to_factors(self, index: np.ndarray | int) -> np.ndarray:
         """Factor indices ``(n, K)`` of row-major grid positions (inverse of
-        :meth:`factors_to_index`)."""
+        `factors_to_index`)."""
         flat = np.atleast_1d(np.asarray(index, dtype=np.int64))
         return np.stack(np.unravel_index(flat, self.factors_num_values), axis=1).astype(np.int64)

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class ProcessLocalHandle(Generic[T]):
-    """Open ``opener()`` on first :meth:`get` in each process and reuse it there.
+    """Open ``opener()`` on first `get` in each process and reuse it there.
 
     Args:
         opener: a callable returning an open handle with a ``close()`` method.
@@ -35,7 +35,7 @@ class ProcessLocalHandle(Generic[T]):
         return self._handle
 
     def close(self) -> None:
-        """Close this process's handle (a later :meth:`get` reopens it)."""
+        """Close this process's handle (a later `get` reopens it)."""
         if self._handle is not None and self._pid == os.getpid():
             self._handle.close()  # type: ignore[attr-defined]
         self._handle = None

@@ -4,7 +4,7 @@ IDX is a big-endian format: a 4-byte magic number (two zero bytes, a type code, 
 number of dimensions), one 4-byte size per dimension, then the data. Images have magic
 2051 (unsigned bytes, 3 dimensions ``(N, 28, 28)``), labels 2049 (``(N,)``). Every file
 is checked against its header: a wrong magic number, a truncated body or trailing bytes
-raise :class:`~otloss.data.CorruptDatasetError` naming the file.
+raise `CorruptDatasetError` naming the file.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def read_idx(path: str | os.PathLike[str], magic: int, *, source: str | None = N
 
     Args:
         path: the file (compression is detected from its content, not its name).
-        magic: the expected magic number, :data:`IDX_IMAGE_MAGIC` (2051) or
-            :data:`IDX_LABEL_MAGIC` (2049).
+        magic: the expected magic number, `IDX_IMAGE_MAGIC` (2051) or
+            `IDX_LABEL_MAGIC` (2049).
         source: where to download a good copy, quoted in errors.
 
     Returns:
@@ -129,7 +129,7 @@ class MNIST(Dataset):
 
     Args:
         root: the data root (holding ``mnist/``) or the ``mnist`` folder itself; None uses
-            ``$OTLOSS_DATA`` or ``~/.otloss/data`` (see :func:`otloss.data.data_root`).
+            ``$OTLOSS_DATA`` or ``~/.otloss/data`` (see `otloss.data.data_root`).
             Files are looked up as ``train-images-idx3-ubyte.gz`` or without ``.gz``, in
             the folder or its torchvision-style ``raw/`` subfolder.
         split: ``"train"`` (60000 images) or ``"test"`` (10000).
@@ -140,7 +140,7 @@ class MNIST(Dataset):
         targets: ``(N,)`` int64 labels.
         classes: the class names.
 
-    Example:
+    Examples:
         >>> from otloss.data import MNIST
         >>> train = MNIST("../shared/data", split="train")  # doctest: +SKIP
         >>> image, label = train[0]  # (1, 28, 28) in [0, 1], tensor(5)  # doctest: +SKIP
@@ -201,7 +201,7 @@ class MNIST(Dataset):
 
 class FashionMNIST(MNIST):
     """Fashion-MNIST (Zalando) from its IDX files, with the layout and items of
-    :class:`MNIST`; the folder below the data root is ``fashion-mnist/``."""
+    `MNIST`; the folder below the data root is ``fashion-mnist/``."""
 
     dataset_name = "fashion-mnist"
     classes = (

@@ -1,6 +1,6 @@
 """Where datasets live: the data root and each dataset's sources and layout.
 
-The data root is resolved in one place, :func:`data_root`: the ``root`` argument, else
+The data root is resolved in one place, `data_root`: the ``root`` argument, else
 the environment variable ``OTLOSS_DATA``, else ``~/.otloss/data``. Each dataset has its
 own folder below the root (``mnist/``, ``fashion-mnist/``, ``omniglot/``, ``celeba/``,
 ``3dshapes/``, ``dsprites/``), the layout of ``../shared/data`` in this repository.
@@ -47,7 +47,7 @@ class DatasetSource:
     files: tuple[str, ...]
 
 
-#: Every dataset read from disk, keyed by the name :func:`otloss.data.load_dataset` takes.
+#: Every dataset read from disk, keyed by the name `otloss.data.load_dataset` takes.
 SOURCES: dict[str, DatasetSource] = {
     "mnist": DatasetSource(
         "MNIST",
@@ -131,7 +131,7 @@ def missing_file_error(name: str, path: Path, folder: Path) -> DatasetNotFoundEr
     """Build the error for a missing file of dataset ``name``.
 
     Args:
-        name: a key of :data:`SOURCES`.
+        name: a key of `SOURCES`.
         path: the file or folder that was looked for.
         folder: the dataset folder the files belong in.
     """

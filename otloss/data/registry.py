@@ -1,4 +1,4 @@
-"""One entry point for every dataset: :func:`load_dataset`."""
+"""One entry point for every dataset: `load_dataset`."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def load_dataset(
             ``"omniglot"``, ``"celeba"``, ``"3dshapes"``, ``"dsprites"`` or ``"sprites"``
             (procedural, no files). Case-insensitive.
         root: data root; None uses ``$OTLOSS_DATA``, else ``~/.otloss/data``
-            (:func:`otloss.data.data_root`). Ignored by digits and sprites.
+            (`otloss.data.data_root`). Ignored by digits and sprites.
         split: ``"train"`` or ``"test"`` (CelebA also ``"valid"``; Omniglot's train/test
             are its background/evaluation sets; 3D Shapes, dSprites and sprites have a
             single split, ``"train"`` or ``"all"``).
@@ -95,7 +95,7 @@ def load_dataset(
             where to put them, and how to use the embedded digits instead.
         CorruptDatasetError: a file is truncated or not in the release format.
 
-    Example:
+    Examples:
         >>> from otloss.data import load_dataset
         >>> train = load_dataset("digits", image_size=32)
         >>> image, label = train[0]

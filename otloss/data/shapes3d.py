@@ -35,11 +35,11 @@ _SOURCE = SOURCES["3dshapes"].url
 
 
 class Shapes3D(Dataset, GroundTruthData):
-    """3D Shapes as ``(image, factors)`` items, and as :class:`GroundTruthData`.
+    """3D Shapes as ``(image, factors)`` items, and as `GroundTruthData`.
 
     ``image`` is a float32 ``(3, S, S)`` tensor in [0, 1]; ``factors`` the int64 ``(6,)``
     index of each factor's value (sorted order; the raw values are in
-    :attr:`factor_values`).
+    `factor_values`).
 
     Args:
         root: data root (holding ``3dshapes/3dshapes.h5``), the ``3dshapes`` folder, or

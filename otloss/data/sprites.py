@@ -2,7 +2,7 @@ r"""Procedural dSprites-like sprites with known generative factors, rendered on 
 
 Five factors, each on a regular grid like dSprites: ``shape`` (square, ellipse, heart),
 ``scale`` (``num_scales`` values in [0.5, 1]), ``orientation`` (``num_orientations``
-angles in :math:`[0, 2\pi)`), ``pos_x`` and ``pos_y`` (``num_positions`` centres in
+angles in $[0, 2\pi)$), ``pos_x`` and ``pos_y`` (``num_positions`` centres in
 [0.2, 0.8] of the image width). An image is a pure function of its factor indices: a
 pixel is white where its centre lies inside the rotated, scaled, translated shape
 (optionally supersampled 4 x 4 for antialiased grey edges, useful below 64 px). Rendering
@@ -68,10 +68,10 @@ def render_sprites(
 ) -> Tensor:
     r"""Render sprites from continuous factor values, vectorised over the batch.
 
-    A pixel with centre :math:`p` is inside the sprite when
-    :math:`R(-\theta)(p - c) / (r\, s)` lies inside the unit shape, with :math:`c` the
-    position, :math:`\theta` the orientation, :math:`s` the scale and :math:`r` =
-    :data:`SPRITE_RADIUS` the radius at scale 1.
+    A pixel with centre $p$ is inside the sprite when
+    $R(-\theta)(p - c) / (r\, s)$ lies inside the unit shape, with $c$ the
+    position, $\theta$ the orientation, $s$ the scale and $r$ =
+    `SPRITE_RADIUS` the radius at scale 1.
 
     Args:
         shape: ``(n,)`` integer shape index (0 square, 1 ellipse, 2 heart).
@@ -108,7 +108,7 @@ def render_sprites(
 
 
 class Sprites(Dataset, GroundTruthData):
-    """Procedural sprites as ``(image, factors)`` items, and as :class:`GroundTruthData`.
+    """Procedural sprites as ``(image, factors)`` items, and as `GroundTruthData`.
 
     Item ``i`` is the ``i``-th combination of the factor grid in row-major order
     (``shape`` slowest, ``pos_y`` fastest, as dSprites), rendered on access: ``image`` a
@@ -119,11 +119,11 @@ class Sprites(Dataset, GroundTruthData):
         split: ``"train"`` or ``"all"``, the whole grid (there is no test split).
         image_size: side length ``S`` (64 like dSprites; 32 or 28 for smaller models).
         num_scales: number of scale values in [0.5, 1].
-        num_orientations: number of angles in :math:`[0, 2\\pi)`.
+        num_orientations: number of angles in $[0, 2\\pi)$.
         num_positions: number of x (and of y) positions.
         antialias: supersample 4 x 4 for grey edges instead of binary pixels.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from otloss.data import Sprites
         >>> sprites = Sprites(image_size=32)

@@ -2,7 +2,7 @@
 
 Import them from here (``from otloss.metrics import mig``); they are not exported at the
 ``otloss`` top level. numpy or torch arrays in, Python floats or dicts out. The
-disentanglement and clustering metrics use scikit-learn and SciPy, :func:`empirical_gw`
+disentanglement and clustering metrics use scikit-learn and SciPy, `empirical_gw`
 uses POT: otloss's ``examples`` and ``compare`` extras install them. See
 ``docs/metrics.md`` for the exact protocol of each metric.
 """

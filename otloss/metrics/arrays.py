@@ -1,5 +1,5 @@
 """Conversion of metric and figure inputs (numpy arrays, torch tensors, sequences) to checked
-numpy arrays, shared by :mod:`otloss.metrics` and :mod:`otloss.plots`.
+numpy arrays, shared by `otloss.metrics` and `otloss.plots`.
 
 Metrics and figures run on the host in float64 numpy: they are evaluation code, called once
 per checkpoint, so a device-to-host copy here is expected. Every check raises ``TypeError``

@@ -1,11 +1,11 @@
 r"""Latent-structure metrics: k-NN accuracy of codes and cluster accuracy of assignments.
 
-- :func:`knn_accuracy`: how well the codes separate classes locally (SWAE reports 5-NN).
-- :func:`cluster_accuracy`: accuracy of unsupervised cluster ids under the best one-to-one
+- `knn_accuracy`: how well the codes separate classes locally (SWAE reports 5-NN).
+- `cluster_accuracy`: accuracy of unsupervised cluster ids under the best one-to-one
   relabelling (Hungarian matching), the standard clustering accuracy.
-- :func:`greedy_cluster_accuracy`: GM-WAE's protocol for the discrete encoder
-  :math:`q(k \mid x)`, after Makhzani et al. (2016): classes pick components greedily from
-  the class-by-component matrix of :func:`class_cluster_matrix`.
+- `greedy_cluster_accuracy`: GM-WAE's protocol for the discrete encoder
+  $q(k \mid x)$, after Makhzani et al. (2016): classes pick components greedily from
+  the class-by-component matrix of `class_cluster_matrix`.
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ def _contingency(labels_true: np.ndarray, labels_pred: np.ndarray) -> np.ndarray
 def cluster_accuracy(labels_true: object, labels_pred: object) -> float:
     r"""Clustering accuracy under the best one-to-one matching of clusters to classes.
 
-    .. math::
-
-        \mathrm{ACC} = \max_{m} \frac{1}{N} \sum_n \mathbb{1}[y_n = m(c_n)]
+    $$
+    \mathrm{ACC} = \max_{m} \frac{1}{N} \sum_n \mathbb{1}[y_n = m(c_n)]
+    $$
 
     over injective maps m from cluster ids to classes, found by the Hungarian algorithm
     (``scipy.optimize.linear_sum_assignment``) on the cluster-by-class count matrix. With
@@ -134,13 +134,13 @@ def class_cluster_matrix(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Mean responsibility of each component for each class (GM-WAE's figure 7a).
 
-    .. math::
-
-        M_{\ell k} = \mathbb{E}_{x \mid \mathrm{label}(x) = \ell}\; q(k \mid x)
+    $$
+    M_{\ell k} = \mathbb{E}_{x \mid \mathrm{label}(x) = \ell}\; q(k \mid x)
+    $$
 
     Args:
         labels_true: ``(N,)`` classes.
-        cluster_probs: ``(N, K)`` responsibilities :math:`q(k \mid x)` (rows summing to 1),
+        cluster_probs: ``(N, K)`` responsibilities $q(k \mid x)$ (rows summing to 1),
             or ``(N,)`` hard component ids in ``[0, K)``.
 
     Returns:
@@ -159,11 +159,11 @@ def greedy_class_assignment(matrix: object) -> np.ndarray:
     r"""GM-WAE's greedy matching of classes to mixture components.
 
     Classes (rows of ``matrix``) are visited in decreasing order of their largest entry
-    :math:`\max_k M_{\ell k}` (ties: lower row first); each takes the still-free component
+    $\max_k M_{\ell k}$ (ties: lower row first); each takes the still-free component
     (column) with its largest entry. Stops when components run out.
 
     Args:
-        matrix: ``(C, K)`` class-by-component scores, e.g. :func:`class_cluster_matrix`.
+        matrix: ``(C, K)`` class-by-component scores, e.g. `class_cluster_matrix`.
 
     Returns:
         ``(K,)`` int64 array: the class row index assigned to each component, or -1.
@@ -179,18 +179,18 @@ def greedy_class_assignment(matrix: object) -> np.ndarray:
 
 
 def greedy_cluster_accuracy(labels_true: object, cluster_probs: object) -> float:
-    r"""GM-WAE's accuracy of the discrete encoder :math:`q(k \mid x)` (after Makhzani et al.).
+    r"""GM-WAE's accuracy of the discrete encoder $q(k \mid x)$ (after Makhzani et al.).
 
     Protocol (Gaujac et al., GM-WAE, Sec. 4):
-        1. :math:`M_{\ell k} = \mathbb{E}_{x \mid \ell}\, q(k \mid x)`
-           (:func:`class_cluster_matrix`).
-        2. Classes are visited in decreasing order of :math:`\max_k M_{\ell k}`; each takes
-           the still-free component k with the largest :math:`M_{\ell k}`
-           (:func:`greedy_class_assignment`).
-        3. Each x is predicted as the class of its component :math:`\arg\max_k q(k \mid x)`;
+        1. $M_{\ell k} = \mathbb{E}_{x \mid \ell}\, q(k \mid x)$
+           (`class_cluster_matrix`).
+        2. Classes are visited in decreasing order of $\max_k M_{\ell k}$; each takes
+           the still-free component k with the largest $M_{\ell k}$
+           (`greedy_class_assignment`).
+        3. Each x is predicted as the class of its component $\arg\max_k q(k \mid x)$;
            components left without a class (more components than classes) are errors.
 
-    Greedy matching is never better than the Hungarian optimum of :func:`cluster_accuracy`
+    Greedy matching is never better than the Hungarian optimum of `cluster_accuracy`
     on the same hard assignments, and usually equal when the matrix is nearly diagonal.
 
     Args:

@@ -8,7 +8,7 @@ default sample sizes as keyword defaults; the sizes and seeds are arguments.
 
 ``mig``, ``sap`` and ``dci`` score fixed arrays: ``codes (N, L)`` (e.g. the encoder means)
 and ``factors (N, K)`` of discrete values. Draw them from a dataset with known factors
-with :func:`sample_codes`. ``factor_vae_score`` needs to choose its own batches, so it takes
+with `sample_codes`. ``factor_vae_score`` needs to choose its own batches, so it takes
 the encoder and the dataset. A dataset with known factors is any object with
 
 - ``factors_num_values``: a sequence with the number of values of each of the K factors;
@@ -188,7 +188,7 @@ def sample_codes(
 
     Returns:
         ``(codes, factors)``: float64 ``(N, L)`` and int64 ``(N, K)`` arrays, the inputs of
-        :func:`mig`, :func:`sap` and :func:`dci`.
+        `mig`, `sap` and `dci`.
     """
     _num_factors(data)
     num_points = check_count("num_points", num_points, 1)
@@ -212,17 +212,17 @@ def mig(codes: object, factors: object, n_bins: int = 20) -> float:
     Protocol:
         1. Each code dimension is discretised into ``n_bins`` equal-width bins spanning its
            observed range (``np.histogram`` edges, ``np.digitize``; 20 in the lib).
-        2. :math:`I(c_i; v_k)` is the plug-in mutual information (nats) between binned code
-           :math:`c_i` and factor :math:`v_k` (``sklearn.metrics.mutual_info_score``).
+        2. $I(c_i; v_k)$ is the plug-in mutual information (nats) between binned code
+           $c_i$ and factor $v_k$ (``sklearn.metrics.mutual_info_score``).
         3. For each factor, the gap between the two most informative codes is divided by the
-           factor's entropy :math:`H(v_k)`, and the gaps are averaged:
+           factor's entropy $H(v_k)$, and the gaps are averaged:
 
-           .. math::
+            $$
+            \mathrm{MIG} = \frac{1}{K} \sum_k
+            \frac{I(c_{(1)}; v_k) - I(c_{(2)}; v_k)}{H(v_k)}
+            $$
 
-               \mathrm{MIG} = \frac{1}{K} \sum_k
-               \frac{I(c_{(1)}; v_k) - I(c_{(2)}; v_k)}{H(v_k)}
-
-    The plug-in MI is biased upwards by about :math:`(B - 1)(|v_k| - 1) / 2N` nats, so an
+    The plug-in MI is biased upwards by about $(B - 1)(|v_k| - 1) / 2N$ nats, so an
     uninformative code scores slightly above 0 on few samples (the lib uses N = 10000).
 
     Args:
@@ -268,10 +268,10 @@ def sap(
 
     Protocol (disentanglement_lib, ``continuous_factors=False``):
         1. For every pair (code dimension i, factor k), a linear SVM on the single feature
-           :math:`c_i` (``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")``) is fit on
-           the training part and its test accuracy :math:`S_{ik}` recorded.
+           $c_i$ (``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")``) is fit on
+           the training part and its test accuracy $S_{ik}$ recorded.
         2. For each factor, the gap between the two largest accuracies is taken, and the gaps
-           are averaged: :math:`\mathrm{SAP} = \frac{1}{K}\sum_k (S_{(1)k} - S_{(2)k})`.
+           are averaged: $\mathrm{SAP} = \frac{1}{K}\sum_k (S_{(1)k} - S_{(2)k})$.
 
     The training/test parts are ``(codes, factors)`` and ``(test_codes, test_factors)``
     when a test set is given; otherwise the first ``ceil(N * train_fraction)`` samples
@@ -307,16 +307,16 @@ def sap(
 def dci_from_importance(importance: object) -> dict[str, float]:
     r"""DCI disentanglement and completeness of an importance matrix ``R (L, K)``.
 
-    With :math:`P_{ik} = R_{ik} / \sum_{k'} R_{ik'}` (code i's importance spread over the K
-    factors) and :math:`\tilde P_{ik} = R_{ik} / \sum_{i'} R_{i'k}` (factor k's spread over
-    the L codes), both after adding :math:`10^{-11}` to R as disentanglement_lib does:
+    With $P_{ik} = R_{ik} / \sum_{k'} R_{ik'}$ (code i's importance spread over the K
+    factors) and $\tilde P_{ik} = R_{ik} / \sum_{i'} R_{i'k}$ (factor k's spread over
+    the L codes), both after adding $10^{-11}$ to R as disentanglement_lib does:
 
-    .. math::
-
-        D = \sum_i \rho_i \bigl(1 - H_K(P_{i\cdot})\bigr), \quad
-        \rho_i = \frac{\sum_k R_{ik}}{\sum_{jk} R_{jk}}, \qquad
-        C = \sum_k \tilde\rho_k \bigl(1 - H_L(\tilde P_{\cdot k})\bigr), \quad
-        \tilde\rho_k = \frac{\sum_i R_{ik}}{\sum_{ij} R_{ij}},
+    $$
+    D = \sum_i \rho_i \bigl(1 - H_K(P_{i\cdot})\bigr), \quad
+    \rho_i = \frac{\sum_k R_{ik}}{\sum_{jk} R_{jk}}, \qquad
+    C = \sum_k \tilde\rho_k \bigl(1 - H_L(\tilde P_{\cdot k})\bigr), \quad
+    \tilde\rho_k = \frac{\sum_i R_{ik}}{\sum_{ij} R_{ij}},
+    $$
 
     with entropies in base K and base L so each term lies in [0, 1]. An all-zero matrix
     gets uniform weights.
@@ -356,14 +356,14 @@ def dci(
 
     Protocol (disentanglement_lib's gradient-boosted-trees variant):
         1. For each factor k, a ``sklearn.ensemble.GradientBoostingClassifier`` (100 trees
-           of depth 3 by default) predicts :math:`v_k` from all codes on the training part;
-           its impurity-based feature importances form column k of :math:`R (L, K)`.
-        2. Disentanglement and completeness are :func:`dci_from_importance` of R.
+           of depth 3 by default) predicts $v_k$ from all codes on the training part;
+           its impurity-based feature importances form column k of $R (L, K)$.
+        2. Disentanglement and completeness are `dci_from_importance` of R.
         3. Informativeness is the classifiers' accuracy on the test part, averaged over
            factors (``informativeness``), and on the training part
            (``informativeness_train``).
 
-    The train/test parts are chosen as in :func:`sap` (the lib uses 10000 / 5000 points).
+    The train/test parts are chosen as in `sap` (the lib uses 10000 / 5000 points).
     The GWAE paper describes the random-forest variant of DCI; the lib, and otloss, use
     gradient-boosted trees, which is what "DCI" means in the benchmarks it reports.
 
@@ -454,12 +454,12 @@ def factor_vae_score(
 
     Protocol:
         1. Global scale: encode ``num_variance_estimate`` random observations and take each
-           code dimension's variance :math:`s_j^2` (``ddof=1``). Dimensions with
-           :math:`s_j <` ``prune_threshold`` (collapsed to the prior; 0.05 in the lib's
+           code dimension's variance $s_j^2$ (``ddof=1``). Dimensions with
+           $s_j <$ ``prune_threshold`` (collapsed to the prior; 0.05 in the lib's
            configs) or with zero variance are pruned; with none left every score is 0.
         2. One vote: draw a factor k uniformly, draw ``batch_size`` factor vectors, set
            factor k of all of them to the first one's value, render and encode them, and
-           vote for :math:`(k, \arg\min_{j\,\text{active}} \mathrm{Var}_{batch}(z_j)/s_j^2)`.
+           vote for $(k, \arg\min_{j\,\text{active}} \mathrm{Var}_{batch}(z_j)/s_j^2)$.
         3. ``num_train`` votes train a majority-vote classifier: each code dimension predicts
            the factor that voted for it most. Its accuracy on those votes is
            ``train_accuracy``; on ``num_eval`` fresh votes it is ``eval_accuracy``, the score.

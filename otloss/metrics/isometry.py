@@ -1,12 +1,12 @@
 r"""How close a generative map is to an isometry (GWAE, Nakagawa et al., 2023, figure 1).
 
-- :func:`isometry_pairs`: for generated pairs :math:`(x_n, z_n) = (\mathrm{decoder}(z_n), z_n)`,
-  the distances :math:`(\Delta z, \Delta x) = (d_Z(z_i, z_j), d_X(x_i, x_j))` over pairs
-  :math:`i < j`: the data of figure 1b's 2-D histogram (an isometry puts them on the line
-  :math:`\Delta x = C \Delta z`). Plot it with :func:`otloss.plots.plot_isometry`.
-- :func:`empirical_gw`: the Gromov-Wasserstein discrepancy between a data batch and a latent
+- `isometry_pairs`: for generated pairs $(x_n, z_n) = (\mathrm{decoder}(z_n), z_n)$,
+  the distances $(\Delta z, \Delta x) = (d_Z(z_i, z_j), d_X(x_i, x_j))$ over pairs
+  $i < j$: the data of figure 1b's 2-D histogram (an isometry puts them on the line
+  $\Delta x = C \Delta z$). Plot it with `otloss.plots.plot_isometry`.
+- `empirical_gw`: the Gromov-Wasserstein discrepancy between a data batch and a latent
   batch with the coupling optimised by POT (``ot.gromov.gromov_wasserstein2``), the
-  reference curve that figure 1a draws next to the estimate :math:`L_{GW}`.
+  reference curve that figure 1a draws next to the estimate $L_{GW}$.
 """
 
 from __future__ import annotations
@@ -56,16 +56,16 @@ def isometry_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Latent and data distances of generated sample pairs, for GWAE's isometry histogram.
 
-    For paired samples :math:`(x_n, z_n)` (GWAE: :math:`z_n \sim \pi(z)`,
-    :math:`x_n = \mathrm{decoder}(z_n)`), returns :math:`\Delta z_{ij} = |z_i - z_j|` and
-    :math:`\Delta x_{ij} = |x_i - x_j|` (Euclidean, ``x`` flattened) for all pairs
-    :math:`i < j`, or for ``n_pairs`` of them drawn without replacement. GWAE's figure 1b
+    For paired samples $(x_n, z_n)$ (GWAE: $z_n \sim \pi(z)$,
+    $x_n = \mathrm{decoder}(z_n)$), returns $\Delta z_{ij} = |z_i - z_j|$ and
+    $\Delta x_{ij} = |x_i - x_j|$ (Euclidean, ``x`` flattened) for all pairs
+    $i < j$, or for ``n_pairs`` of them drawn without replacement. GWAE's figure 1b
     histograms 10,000 pairs: 142 samples give 10,011 pairs.
 
     Args:
         x: ``(N, *)`` generated data.
         z: ``(N, L)`` the latent codes they were generated from.
-        n_pairs: number of pairs to keep (``None``: all :math:`N(N-1)/2`).
+        n_pairs: number of pairs to keep (``None``: all $N(N-1)/2$).
         random_state: seed for choosing the pairs.
 
     Returns:
@@ -102,31 +102,31 @@ def empirical_gw(
 ) -> float:
     r"""Empirical Gromov-Wasserstein discrepancy between a data batch and a latent batch (POT).
 
-    .. math::
-
-        \mathrm{GW}_\rho = \sum_{i,k=1}^{N} \sum_{j,l=1}^{M}
-        \bigl| d_X(x_i, x_k) - C\, d_Z(z_j, z_l) \bigr|^{\rho}\, T_{ij} T_{kl}
+    $$
+    \mathrm{GW}_\rho = \sum_{i,k=1}^{N} \sum_{j,l=1}^{M}
+    \bigl| d_X(x_i, x_k) - C\, d_Z(z_j, z_l) \bigr|^{\rho}\, T_{ij} T_{kl}
+    $$
 
     at the coupling T that ``ot.gromov.gromov_wasserstein2`` (conditional gradient on the
     square loss, from the product coupling) returns for the distance matrices
-    :math:`d_X` and :math:`C d_Z` and the sample weights. For ``rho=2`` this is POT's value
-    itself; for other ``rho`` (GWAE uses :math:`\rho = 1`) the same coupling is scored with
-    :math:`|\cdot|^\rho` over its support. POT's solver finds a local optimum of a
+    $d_X$ and $C d_Z$ and the sample weights. For ``rho=2`` this is POT's value
+    itself; for other ``rho`` (GWAE uses $\rho = 1$) the same coupling is scored with
+    $|\cdot|^\rho$ over its support. POT's solver finds a local optimum of a
     non-convex problem, so the value is an upper bound on the exact discrepancy; it sums
-    over all pairs, diagonal included, while :math:`L_{GW}` averages pairs :math:`i \ne j`
+    over all pairs, diagonal included, while $L_{GW}$ averages pairs $i \ne j$
     under the generative coupling, which is why GWAE's estimate sits slightly above it.
 
     Args:
         x: ``(N, *)`` data samples (flattened; Euclidean distances).
         z: ``(M, L)`` latent samples (e.g. from the prior or the encoder).
-        scale: :math:`C > 0`, a float or a scalar tensor (``GWEstimator.scale``).
-        rho: exponent :math:`\rho \ge 1`.
+        scale: $C > 0$, a float or a scalar tensor (``GWEstimator.scale``).
+        rho: exponent $\rho \ge 1$.
         x_weights: optional ``(N,)`` weights summing to 1 (uniform by default).
         z_weights: optional ``(M,)`` weights summing to 1 (uniform by default).
         max_iter: POT's iteration limit.
 
     Returns:
-        The discrepancy :math:`\mathrm{GW}_\rho` (not its :math:`1/\rho` power).
+        The discrepancy $\mathrm{GW}_\rho$ (not its $1/\rho$ power).
     """
     ot = import_optional("ot", "otloss.metrics.empirical_gw")
     x = _flat_points("x", x)

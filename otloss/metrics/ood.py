@@ -15,17 +15,17 @@ def ood_auroc(scores_in: object, scores_out: object, *, higher_is_ood: bool = Tr
     Out-of-distribution samples are the positive class. The AUROC is the Mann-Whitney
     statistic
 
-    .. math::
-
-        \mathrm{AUROC} = \frac{1}{N_{in} N_{out}} \sum_{i, j}
-        \Bigl(\mathbb{1}[s^{out}_j > s^{in}_i] + \tfrac12 \mathbb{1}[s^{out}_j = s^{in}_i]\Bigr),
+    $$
+    \mathrm{AUROC} = \frac{1}{N_{in} N_{out}} \sum_{i, j}
+    \Bigl(\mathbb{1}[s^{out}_j > s^{in}_i] + \tfrac12 \mathbb{1}[s^{out}_j = s^{in}_i]\Bigr),
+    $$
 
     the probability that a random OoD sample scores above a random in-distribution one
     (ties count half): exactly ``sklearn.metrics.roc_auc_score`` with OoD labelled 1.
-    Computed by sorting, in :math:`O((N_{in} + N_{out}) \log N_{in})`.
+    Computed by sorting, in $O((N_{in} + N_{out}) \log N_{in})$.
 
     GWAE scores MNIST (in) against Omniglot (out) with the critic's Kantorovich potential;
-    a likelihood model uses :math:`-\log \pi(z)`. If your score is larger for
+    a likelihood model uses $-\log \pi(z)$. If your score is larger for
     in-distribution samples (a log-likelihood, a potential that is high on the data), pass
     ``higher_is_ood=False``.
 

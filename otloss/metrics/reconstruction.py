@@ -12,17 +12,17 @@ __all__ = ["psnr"]
 def psnr(x: object, x_hat: object, data_range: float = 1.0) -> float:
     r"""Mean over images of the peak signal-to-noise ratio, in decibels.
 
-    .. math::
+    $$
+    \mathrm{PSNR} = \frac{1}{N} \sum_{n=1}^{N} 10 \log_{10}
+    \frac{R^2}{\mathrm{MSE}_n}, \qquad
+    \mathrm{MSE}_n = \frac{1}{D} \sum_{d=1}^{D} (x_{nd} - \hat x_{nd})^2
+    $$
 
-        \mathrm{PSNR} = \frac{1}{N} \sum_{n=1}^{N} 10 \log_{10}
-        \frac{R^2}{\mathrm{MSE}_n}, \qquad
-        \mathrm{MSE}_n = \frac{1}{D} \sum_{d=1}^{D} (x_{nd} - \hat x_{nd})^2
-
-    with :math:`R` = ``data_range`` (1 for images in [0, 1], 255 for 8-bit images) and D
+    with $R$ = ``data_range`` (1 for images in [0, 1], 255 for 8-bit images) and D
     the number of values per image. The PSNR is computed **per image, then averaged**, as in
     the autoencoder papers' tables. torchmetrics' ``PeakSignalNoiseRatio`` instead pools the
     squared error over the whole batch by default (its ``dim=None`` reduces over all
-    dimensions at once), which gives :math:`10 \log_{10} (R^2 / \overline{\mathrm{MSE}})`:
+    dimensions at once), which gives $10 \log_{10} (R^2 / \overline{\mathrm{MSE}})$:
     never larger (Jensen), and smaller whenever the per-image errors differ. Pass
     ``dim=(1, 2, 3)`` to torchmetrics to get the per-image mean used here.
 
@@ -31,7 +31,7 @@ def psnr(x: object, x_hat: object, data_range: float = 1.0) -> float:
     Args:
         x: ``(N, *)`` reference images (numpy or torch; any trailing shape).
         x_hat: ``(N, *)`` reconstructions, same shape.
-        data_range: :math:`R`, the span of valid pixel values.
+        data_range: $R$, the span of valid pixel values.
 
     Returns:
         Mean PSNR in dB.

@@ -1,9 +1,9 @@
 """Reference OT autoencoders, built only from otloss's public divergences, critics and priors.
 
-Every model shares :class:`~otloss.models.base.OTAutoencoder`'s shape: ``encode(x)``,
+Every model shares `OTAutoencoder`'s shape: ``encode(x)``,
 ``decode(z)``, ``sample(n)``, ``reconstruct(x)``, ``losses(x) -> dict`` and, for
 adversarial models, ``critic_losses(x) -> dict`` and ``critic_parameters()``; train them
-with :class:`otloss.train.Trainer`, and reload a trained one with :func:`load_model`.
+with `otloss.train.Trainer`, and reload a trained one with `load_model`.
 """
 
 from otloss.models.base import OTAutoencoder

@@ -3,18 +3,18 @@
 A model is an ``nn.Module`` with ``encode(x)``, ``decode(z)``, ``sample(n)``,
 ``reconstruct(x)`` and ``losses(x) -> dict`` (the total under ``"loss"`` plus every term
 as a tensor). Adversarial models add ``critic_losses(x) -> dict`` and
-``critic_parameters()``; :class:`otloss.train.Trainer` steps the critic's parameters with
+``critic_parameters()``; `otloss.train.Trainer` steps the critic's parameters with
 one optimiser and all the others with another.
 
-A model's critic is the submodule named by its class's :attr:`OTAutoencoder.critic_attribute`;
+A model's critic is the submodule named by its class's `OTAutoencoder.critic_attribute`;
 ``has_critic`` (whether that submodule exists on this instance) is defined once, here, and
-:func:`critic_method` makes ``critic_losses`` and the base class's ``critic_parameters``
+`critic_method` makes ``critic_losses`` and the base class's ``critic_parameters``
 exist exactly on the instances that have a critic. So ``model.has_critic`` and the
-trainer's test (:func:`otloss.train.is_adversarial`: both methods present) agree.
+trainer's test (`otloss.train.is_adversarial`: both methods present) agree.
 
-Every model records the arguments it was built with: :meth:`OTAutoencoder.config` returns
-them as plain values and :meth:`OTAutoencoder.from_config` rebuilds the model, which is how
-:func:`otloss.models.load_model` reloads a run.
+Every model records the arguments it was built with: `OTAutoencoder.config` returns
+them as plain values and `OTAutoencoder.from_config` rebuilds the model, which is how
+`otloss.models.load_model` reloads a run.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def default_encoder(
 
 
 def default_decoder(latent_dim: int, data_shape: Sequence[int], *, arch: str = "gwae") -> nn.Module:
-    """The mirror of :func:`default_encoder`; images come out in ``[0, 1]`` (sigmoid)."""
+    """The mirror of `default_encoder`; images come out in ``[0, 1]`` (sigmoid)."""
     if _is_image(data_shape):
         c, h, w = data_shape
         return ConvDecoder(latent_dim, c, (h, w), output="sigmoid", **ARCHITECTURES[arch])
@@ -77,8 +77,8 @@ def default_decoder(latent_dim: int, data_shape: Sequence[int], *, arch: str = "
     return MLP(latent_dim, data_shape[0], hidden=(256, 256))
 
 
-#: Initial log-variance of :func:`default_gaussian_encoder`'s posteriors
-#: (:math:`\sigma \approx 0.05`).
+#: Initial log-variance of `default_gaussian_encoder`'s posteriors
+#: ($\sigma \approx 0.05$).
 INITIAL_LOGVAR = -6.0
 
 
@@ -88,7 +88,7 @@ def he_init(module: nn.Module) -> nn.Module:
 
     PyTorch's default initialisation shrinks the signal's variance about six-fold per ReLU
     layer, so at the output of the six-layer default networks the codes of different
-    images differ by about :math:`10^{-3}` (for the sparse sprites, :math:`6 \cdot 10^{-4}`).
+    images differ by about $10^{-3}$ (for the sparse sprites, $6 \cdot 10^{-4}$).
     A deterministic encoder still trains from there; a Gaussian one with unit posterior
     variance does not: its samples are pure noise, the decoder learns to ignore them and
     the encoder stays on the prior (TCWAE's and SWAE's collapse).
@@ -105,12 +105,12 @@ def default_gaussian_encoder(
     data_shape: Sequence[int], latent_dim: int, *, arch: str = "gwae",
     logvar: float = INITIAL_LOGVAR,
 ) -> nn.Module:
-    r""":func:`default_encoder` with ``2 * latent_dim`` outputs (mean, log-variance) for a
-    diagonal-Gaussian :math:`q(z \mid x)` that starts informative: :func:`he_init` weights,
+    r"""`default_encoder` with ``2 * latent_dim`` outputs (mean, log-variance) for a
+    diagonal-Gaussian $q(z \mid x)$ that starts informative: `he_init` weights,
     and a last layer whose log-variance half has zero weights and bias ``logvar``, so every
-    posterior starts with :math:`\sigma^2 = e^{\text{logvar}}` (default
-    :data:`INITIAL_LOGVAR`) around means that differ between inputs. (With PyTorch's
-    default initialisation the means differ by :math:`10^{-3}` under unit-variance noise:
+    posterior starts with $\sigma^2 = e^{\text{logvar}}$ (default
+    `INITIAL_LOGVAR`) around means that differ between inputs. (With PyTorch's
+    default initialisation the means differ by $10^{-3}$ under unit-variance noise:
     the posterior starts equal to the prior and the reconstruction has no signal.)
     """
     net = he_init(default_encoder(data_shape, 2 * latent_dim, arch=arch))
@@ -122,9 +122,9 @@ def default_gaussian_encoder(
 
 
 def squared_error(x: Tensor, x_hat: Tensor) -> Tensor:
-    r"""Per-sample squared Euclidean error :math:`\lVert x - \hat x\rVert_2^2`, shape ``(N,)``.
+    r"""Per-sample squared Euclidean error $\lVert x - \hat x\rVert_2^2$, shape ``(N,)``.
 
-    The reconstruction cost :math:`c(x, \hat x)` of WAE, GWAE (:math:`\xi = 2`), SWAE and
+    The reconstruction cost $c(x, \hat x)$ of WAE, GWAE ($\xi = 2$), SWAE and
     GM-WAE: the Gaussian negative log-likelihood up to constants.
     """
     if x.shape != x_hat.shape:
@@ -136,8 +136,8 @@ def squared_error(x: Tensor, x_hat: Tensor) -> Tensor:
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""A reparameterised draw :math:`z = \mu + e^{\log\sigma^2 / 2} \odot \epsilon`,
-    :math:`\epsilon \sim N(0, I)`, from :math:`N(\mu, \operatorname{diag}\sigma^2)`; same shape
+    r"""A reparameterised draw $z = \mu + e^{\log\sigma^2 / 2} \odot \epsilon$,
+    $\epsilon \sim N(0, I)$, from $N(\mu, \operatorname{diag}\sigma^2)$; same shape
     as ``mu``."""
     if mu.shape != logvar.shape:
         raise ValueError(
@@ -169,7 +169,7 @@ class critic_method:
     optional: the method exists only on instances with ``has_critic`` true.
 
     On the others, reading the attribute raises ``AttributeError``, so ``hasattr(model,
-    "critic_losses")`` is False and :class:`otloss.train.Trainer` trains the model with a
+    "critic_losses")`` is False and `otloss.train.Trainer` trains the model with a
     single optimiser.
     """
 
@@ -194,11 +194,11 @@ class OTAutoencoder(nn.Module):
     Args:
         encoder: maps data ``(N, *data_shape)`` to ``(N, code_features)``.
         decoder: maps codes ``(N, L)`` to data ``(N, *data_shape)``.
-        prior: a module from :mod:`otloss.priors` (``.rsample(n)``, ``.latent_dim``).
+        prior: a module from `otloss.priors` (``.rsample(n)``, ``.latent_dim``).
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
     """
 
-    #: Suggested :class:`otloss.train.TrainConfig` fields (the paper's optimiser settings).
+    #: Suggested `otloss.train.TrainConfig` fields (the paper's optimiser settings).
     training_defaults: ClassVar[dict[str, Any]] = {}
 
     #: Name of the submodule that ``critic_losses`` trains (a critic or discriminator), or
@@ -206,7 +206,7 @@ class OTAutoencoder(nn.Module):
     critic_attribute: ClassVar[str | None] = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OTAutoencoder:
-        """Record the constructor's arguments (defaults filled in) for :meth:`config`."""
+        """Record the constructor's arguments (defaults filled in) for `config`."""
         self = super().__new__(cls)
         try:
             bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
@@ -250,7 +250,7 @@ class OTAutoencoder(nn.Module):
 
     def gaussian_posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Split the encoder's ``(N, 2 L)`` output into the mean and log-variance of
-        a diagonal-Gaussian :math:`q(z | x)`, each ``(N, L)``."""
+        a diagonal-Gaussian $q(z | x)$, each ``(N, L)``."""
         out = self.encoder(self.check_data(x))
         if out.dim() != 2 or out.shape[1] != 2 * self.latent_dim:
             raise ValueError(
@@ -280,7 +280,7 @@ class OTAutoencoder(nn.Module):
 
     @property
     def has_critic(self) -> bool:
-        """Whether this model has a critic (the submodule :attr:`critic_attribute` names)
+        """Whether this model has a critic (the submodule `critic_attribute` names)
         trained by ``critic_losses`` with its own optimiser."""
         name = self.critic_attribute
         return name is not None and getattr(self, name, None) is not None
@@ -315,7 +315,7 @@ class OTAutoencoder(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OTAutoencoder:
-        """A new, untrained model built with the arguments of :meth:`config`'s output.
+        """A new, untrained model built with the arguments of `config`'s output.
 
         Raises:
             ValueError: ``config`` describes another class.

@@ -1,19 +1,19 @@
 r"""The GM-VAE baseline of GM-WAE (Gaujac, Feige and Barber, ACML 2021, section 2.1).
 
-The same generative model and encoder as :class:`~otloss.models.GMWAE` (a fixed Gaussian
-mixture prior over a discrete :math:`k` and a continuous :math:`z`, the heads
-:math:`q_C(z \mid k, x)` and the weights :math:`q_D(k \mid x) = \pi_k(x)`), trained as a
+The same generative model and encoder as `GMWAE` (a fixed Gaussian
+mixture prior over a discrete $k$ and a continuous $z$, the heads
+$q_C(z \mid k, x)$ and the weights $q_D(k \mid x) = \pi_k(x)$), trained as a
 VAE: by the negative ELBO of the paper's eq. 3,
 
-.. math::
+$$
+-\mathrm{ELBO}(x) = \sum_k \pi_k(x) \Bigl(\mathbb{E}_{q_C(z \mid k, x)}
+    [-\log p(x \mid z)] + \mathrm{KL}(q_C(z \mid k, x) \,\|\, p_C(z \mid k))\Bigr)
+    + \beta_D\, \mathrm{KL}(q_D(k \mid x) \,\|\, p_D(k)),
+$$
 
-    -\mathrm{ELBO}(x) = \sum_k \pi_k(x) \Bigl(\mathbb{E}_{q_C(z \mid k, x)}
-        [-\log p(x \mid z)] + \mathrm{KL}(q_C(z \mid k, x) \,\|\, p_C(z \mid k))\Bigr)
-        + \beta_D\, \mathrm{KL}(q_D(k \mid x) \,\|\, p_D(k)),
-
-with the continuous KL scaled by :math:`\beta` as well (the paper's rescaled GM-VAE of
-figure 6d; :math:`\beta = 1` is the ELBO itself). The paper uses it to show the collapse
-of :math:`q(k \mid x)` onto few components under the per-data-point KL.
+with the continuous KL scaled by $\beta$ as well (the paper's rescaled GM-VAE of
+figure 6d; $\beta = 1$ is the ELBO itself). The paper uses it to show the collapse
+of $q(k \mid x)$ onto few components under the per-data-point KL.
 """
 
 from __future__ import annotations
@@ -40,29 +40,29 @@ class GMVAE(GMWAE):
 
     The decoder's output in [0, 1] is read as the mean of a Bernoulli likelihood (as in
     the paper, which uses the GM-WAE's networks unchanged). The Gaussian KL is computed in
-    closed form by :func:`torch.distributions.kl_divergence` between the diagonal head
-    :math:`N(\mu_k(x), \operatorname{diag}\sigma_k^2(x))` and the prior component
-    :math:`N(\mu^0_k, \Sigma^0_k)`; the discrete KL against the uniform :math:`p_D` is
-    :math:`\log K - H(\pi(x))`. The expectation over :math:`k` is exact (all heads, one
-    reparameterised code each), like GM-WAE's; the expectation over :math:`z` uses that
+    closed form by `torch.distributions.kl_divergence` between the diagonal head
+    $N(\mu_k(x), \operatorname{diag}\sigma_k^2(x))$ and the prior component
+    $N(\mu^0_k, \Sigma^0_k)$; the discrete KL against the uniform $p_D$ is
+    $\log K - H(\pi(x))$. The expectation over $k$ is exact (all heads, one
+    reparameterised code each), like GM-WAE's; the expectation over $z$ uses that
     one code, so ``reconstruction`` is an unbiased one-sample estimate.
 
-    Everything else (constructor arguments, :meth:`pretrain_heads`, :meth:`assignments`,
-    :meth:`component_probs`) is :class:`~otloss.models.GMWAE`'s; ``lambda_z`` and ``mmd``
+    Everything else (constructor arguments, `pretrain_heads`, `assignments`,
+    `component_probs`) is `GMWAE`'s; ``lambda_z`` and ``mmd``
     are unused.
 
     Args:
         data_shape: shape of one sample; values in [0, 1].
-        latent_dim: :math:`L`.
-        n_components: :math:`K`.
-        beta: :math:`\beta`, the weight of both KL terms (1: the ELBO).
-        **kwargs: the remaining :class:`~otloss.models.GMWAE` arguments (``prior``,
+        latent_dim: $L$.
+        n_components: $K$.
+        beta: $\beta$, the weight of both KL terms (1: the ELBO).
+        **kwargs: the remaining `GMWAE` arguments (``prior``,
             networks, ``arch``, ``head_hidden``).
 
     Shape:
         - x: ``(N, *data_shape)``
 
-    Example:
+    Examples:
         >>> model = GMVAE((1, 28, 28))
         >>> terms = model.losses(torch.rand(32, 1, 28, 28))
         >>> sorted(terms)
@@ -86,10 +86,10 @@ class GMVAE(GMWAE):
 
         Returns:
             dict of scalars: ``loss`` (``reconstruction + beta * (continuous_kl +
-            discrete_kl)``), ``reconstruction`` (:math:`\sum_k \pi_k(x)` times the Bernoulli
-            negative log-likelihood of :math:`x` at :math:`G(z_k)`, in nats),
-            ``continuous_kl`` (:math:`\sum_k \pi_k(x)\,\mathrm{KL}(q_C \,\|\, p_C)`) and
-            ``discrete_kl`` (:math:`\mathrm{KL}(q_D \,\|\, p_D)`).
+            discrete_kl)``), ``reconstruction`` ($\sum_k \pi_k(x)$ times the Bernoulli
+            negative log-likelihood of $x$ at $G(z_k)$, in nats),
+            ``continuous_kl`` ($\sum_k \pi_k(x)\,\mathrm{KL}(q_C \,\|\, p_C)$) and
+            ``discrete_kl`` ($\mathrm{KL}(q_D \,\|\, p_D)$).
         """
         x = self.check_data(x)
         n, k = x.shape[0], self.n_components

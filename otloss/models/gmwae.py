@@ -1,27 +1,27 @@
 r"""Gaussian-mixture Wasserstein autoencoder (GM-WAE, Gaujac, Feige and Barber, ACML 2021).
 
-The generative model has a discrete latent :math:`k` above a continuous one,
-:math:`p(z) = \sum_{k=1}^{K} p_D(k)\, p_C(z \mid k)` with :math:`p_D` uniform and fixed
-Gaussian components (:class:`otloss.priors.FixedGaussianMixture`: means mutually at
-:math:`4\sigma`), and a deterministic decoder :math:`G`. The encoder mirrors the prior,
-:math:`q(z, k \mid x) = q_C(z \mid k, x)\, q_D(k \mid x)` with
-:math:`q_D(k \mid x) = \pi_k(x)` and :math:`q_C(z \mid k, x) = N(\mu_k(x),
-\operatorname{diag}\sigma_k^2(x))`. The objective (eq. 16) is
+The generative model has a discrete latent $k$ above a continuous one,
+$p(z) = \sum_{k=1}^{K} p_D(k)\, p_C(z \mid k)$ with $p_D$ uniform and fixed
+Gaussian components (`otloss.priors.FixedGaussianMixture`: means mutually at
+$4\sigma$), and a deterministic decoder $G$. The encoder mirrors the prior,
+$q(z, k \mid x) = q_C(z \mid k, x)\, q_D(k \mid x)$ with
+$q_D(k \mid x) = \pi_k(x)$ and $q_C(z \mid k, x) = N(\mu_k(x),
+\operatorname{diag}\sigma_k^2(x))$. The objective (eq. 16) is
 
-.. math::
+$$
+\mathbb{E}_{p(x)} \sum_{k=1}^{K} \pi_k(x)\, \mathbb{E}_{q_C(z \mid k, x)}
+    \lVert x - G(z) \rVert_2^2
++ \lambda\, \mathrm{MMD}^2\Bigl(\mathbb{E}_{p(x)} \sum_k \pi_k(x)\, q_C(z \mid k, x),\;
+    p(z)\Bigr).
+$$
 
-    \mathbb{E}_{p(x)} \sum_{k=1}^{K} \pi_k(x)\, \mathbb{E}_{q_C(z \mid k, x)}
-        \lVert x - G(z) \rVert_2^2
-    + \lambda\, \mathrm{MMD}^2\Bigl(\mathbb{E}_{p(x)} \sum_k \pi_k(x)\, q_C(z \mid k, x),\;
-        p(z)\Bigr).
-
-The expectation over :math:`k` is computed **exactly**: all :math:`K` heads are evaluated
-for every :math:`x` (one reparameterised code :math:`z_{ik}` each), the reconstruction is
-weighted by :math:`\pi_k(x_i)`, and the aggregated posterior of a batch is the weighted
-point cloud :math:`\sum_{i, k} \frac{\pi_k(x_i)}{N} \delta_{z_{ik}}`, compared with prior
-samples drawn from every component (:func:`mixture_mmd`: IMQ kernels with the paper's 15
-bandwidths :math:`\{1, 2, 5\} \times 10^{j}`, :math:`j = -2, \dots, 2`). No discrete sample
-is drawn, so :math:`\pi` gets exact gradients from both terms (through the weights).
+The expectation over $k$ is computed **exactly**: all $K$ heads are evaluated
+for every $x$ (one reparameterised code $z_{ik}$ each), the reconstruction is
+weighted by $\pi_k(x_i)$, and the aggregated posterior of a batch is the weighted
+point cloud $\sum_{i, k} \frac{\pi_k(x_i)}{N} \delta_{z_{ik}}$, compared with prior
+samples drawn from every component (`mixture_mmd`: IMQ kernels with the paper's 15
+bandwidths $\{1, 2, 5\} \times 10^{j}$, $j = -2, \dots, 2$). No discrete sample
+is drawn, so $\pi$ gets exact gradients from both terms (through the weights).
 """
 
 from __future__ import annotations
@@ -73,40 +73,40 @@ def mixture_mmd(
 ) -> Tensor:
     r"""Squared MMD between GM-WAE's aggregated posterior and its mixture prior.
 
-    The batch's aggregated posterior puts weight :math:`\pi_k(x_i) / N` on the code
-    :math:`z_{ik} \sim q_C(z \mid k, x_i)`; the prior sample holds one draw
-    :math:`\zeta_{mk} \sim p_C(z \mid k)` of every component for each of :math:`M` draws,
-    weighted :math:`p_D(k) / M = 1 / (K M)` (stratified: the batch's component counts do
-    not fluctuate). With :math:`\kappa` the multi-scale kernel,
+    The batch's aggregated posterior puts weight $\pi_k(x_i) / N$ on the code
+    $z_{ik} \sim q_C(z \mid k, x_i)$; the prior sample holds one draw
+    $\zeta_{mk} \sim p_C(z \mid k)$ of every component for each of $M$ draws,
+    weighted $p_D(k) / M = 1 / (K M)$ (stratified: the batch's component counts do
+    not fluctuate). With $\kappa$ the multi-scale kernel,
 
-    .. math::
-
-        \widehat{\mathrm{MMD}}^2 = \frac{1}{N (N - 1)} \sum_{i \ne j} \sum_{k, k'}
-            \pi_k(x_i) \pi_{k'}(x_j)\, \kappa(z_{ik}, z_{jk'})
-        + \frac{1}{K^2 M (M - 1)} \sum_{m \ne m'} \sum_{k, k'} \kappa(\zeta_{mk}, \zeta_{m'k'})
-        - \frac{2}{K N M} \sum_{i, m} \sum_{k, k'} \pi_k(x_i)\, \kappa(z_{ik}, \zeta_{mk'}).
+    $$
+    \widehat{\mathrm{MMD}}^2 = \frac{1}{N (N - 1)} \sum_{i \ne j} \sum_{k, k'}
+        \pi_k(x_i) \pi_{k'}(x_j)\, \kappa(z_{ik}, z_{jk'})
+    + \frac{1}{K^2 M (M - 1)} \sum_{m \ne m'} \sum_{k, k'} \kappa(\zeta_{mk}, \zeta_{m'k'})
+    - \frac{2}{K N M} \sum_{i, m} \sum_{k, k'} \pi_k(x_i)\, \kappa(z_{ik}, \zeta_{mk'}).
+    $$
 
     ``"unbiased"`` (the default, the authors' estimator) leaves out every pair of codes of
-    the same data point :math:`i = j` (and of the same prior draw): given :math:`x_i`, its
-    :math:`K` codes are not independent draws from the aggregated posterior. It is an
-    unbiased estimate of the population MMD for any :math:`\pi`, so it does not penalise a
-    decisive :math:`q(k \mid x)`. Leaving out only each code's pair with itself (the
-    weighted U-statistic of :func:`otloss.mmd` on the flattened cloud) keeps the
-    same-:math:`x` pairs :math:`k \ne k'`, whose weight :math:`\sum_{k \ne k'} \pi_k \pi_{k'}`
-    is largest when :math:`\pi(x)` is uniform: an :math:`O(1/N)` bias towards an undecided
-    :math:`q(k \mid x)`, multiplied by :math:`\lambda`. ``"biased"``: the V-statistic, all
-    pairs with :math:`1/N^2` and :math:`1/(K M)^2`.
+    the same data point $i = j$ (and of the same prior draw): given $x_i$, its
+    $K$ codes are not independent draws from the aggregated posterior. It is an
+    unbiased estimate of the population MMD for any $\pi$, so it does not penalise a
+    decisive $q(k \mid x)$. Leaving out only each code's pair with itself (the
+    weighted U-statistic of `otloss.mmd` on the flattened cloud) keeps the
+    same-$x$ pairs $k \ne k'$, whose weight $\sum_{k \ne k'} \pi_k \pi_{k'}$
+    is largest when $\pi(x)$ is uniform: an $O(1/N)$ bias towards an undecided
+    $q(k \mid x)$, multiplied by $\lambda$. ``"biased"``: the V-statistic, all
+    pairs with $1/N^2$ and $1/(K M)^2$.
 
     Args:
         z: ``(N, K, L)`` codes, one per sample and component.
-        probs: ``(N, K)`` :math:`\pi_k(x_i)`, rows summing to 1 (they receive gradients).
+        probs: ``(N, K)`` $\pi_k(x_i)$, rows summing to 1 (they receive gradients).
         z_prior: ``(M, K, L)`` prior draws, ``z_prior[m, k]`` from component ``k``
             (e.g. ``prior.rsample_per_component(M).transpose(0, 1)``).
-        kernel: a kernel name of :data:`otloss.ops.KERNELS`.
-        bandwidth: the base constant :math:`c_0` (``None``: :math:`2L`; ``"median"``: the
+        kernel: a kernel name of `otloss.ops.KERNELS`.
+        bandwidth: the base constant $c_0$ (``None``: $2L$; ``"median"``: the
             median squared distance of the pooled codes), times each of ``scales``.
-        scales: the multipliers of :math:`c_0`; the kernel is their sum.
-        estimator: ``"unbiased"`` (needs :math:`N, M \ge 2`) or ``"biased"``.
+        scales: the multipliers of $c_0$; the kernel is their sum.
+        estimator: ``"unbiased"`` (needs $N, M \ge 2$) or ``"biased"``.
 
     Shape:
         - output: ``()``
@@ -150,7 +150,7 @@ def mixture_mmd(
 
 
 class ComponentHeads(nn.Module):
-    r"""The per-component Gaussian heads :math:`(\mu_k(x), \log\sigma_k^2(x))`, k = 1..K.
+    r"""The per-component Gaussian heads $(\mu_k(x), \log\sigma_k^2(x))$, k = 1..K.
 
     One dense network per component on the flattened input (the paper: two hidden layers
     of 32 units), so the heads share nothing and the moment-matching pre-training can
@@ -158,8 +158,8 @@ class ComponentHeads(nn.Module):
 
     Args:
         data_shape: shape of one sample.
-        n_components: :math:`K`.
-        latent_dim: :math:`L`.
+        n_components: $K$.
+        latent_dim: $L$.
         hidden: hidden widths of each head.
 
     Shape:
@@ -191,51 +191,51 @@ class ComponentHeads(nn.Module):
 class GMWAE(OTAutoencoder):
     r"""Gaussian-mixture WAE: exact expectation over the discrete latent, weighted MMD.
 
-    :meth:`losses` returns the objective of the module docstring: ``reconstruction``
-    :math:`= \frac1N \sum_i \sum_k \pi_k(x_i) \lVert x_i - G(z_{ik}) \rVert^2` and ``mmd``,
-    :func:`mixture_mmd` between the :math:`N K` codes :math:`z_{ik}` with weights
-    :math:`\pi_k(x_i)/N` and :math:`N` draws from each prior component (weights
-    :math:`1/(K N)`). Unbiased: the U-statistic leaves out every pair of codes of one data
-    point, so for any :math:`\pi` its expectation is the population MMD.
+    `losses` returns the objective of the module docstring: ``reconstruction``
+    $= \frac1N \sum_i \sum_k \pi_k(x_i) \lVert x_i - G(z_{ik}) \rVert^2$ and ``mmd``,
+    `mixture_mmd` between the $N K$ codes $z_{ik}$ with weights
+    $\pi_k(x_i)/N$ and $N$ draws from each prior component (weights
+    $1/(K N)$). Unbiased: the U-statistic leaves out every pair of codes of one data
+    point, so for any $\pi$ its expectation is the population MMD.
 
-    :meth:`pretrain_heads` is the paper's moment-matching pre-training of the component
-    heads (:meth:`pretrain_losses` over :meth:`pretrain_parameters`): run it for a few
+    `pretrain_heads` is the paper's moment-matching pre-training of the component
+    heads (`pretrain_losses` over `pretrain_parameters`): run it for a few
     hundred steps before the main training, so every head starts on its own prior
-    component. :meth:`assignments` gives :math:`\arg\max_k \pi_k(x)`, the paper's
-    clustering protocol, and :meth:`component_probs` the :math:`\pi_k(x)`.
+    component. `assignments` gives $\arg\max_k \pi_k(x)$, the paper's
+    clustering protocol, and `component_probs` the $\pi_k(x)$.
 
-    Defaults follow the paper: :math:`K = 10`, :math:`L = 10`, :math:`\lambda = 500`,
-    heads of two 32-unit hidden layers, the prior's means mutually at :math:`4\sigma`,
-    Adam at :math:`5 \cdot 10^{-4}` (:attr:`training_defaults`). The :math:`\pi(x)` network
-    is :func:`~otloss.models.base.default_encoder` with :math:`K` outputs (logits); the
+    Defaults follow the paper: $K = 10$, $L = 10$, $\lambda = 500$,
+    heads of two 32-unit hidden layers, the prior's means mutually at $4\sigma$,
+    Adam at $5 \cdot 10^{-4}$ (`training_defaults`). The $\pi(x)$ network
+    is `default_encoder` with $K$ outputs (logits); the
     paper's 3-layer DCGAN networks with batch normalisation are replaced by otloss's
-    convolutional networks (``arch``). The default :math:`\pi` network and decoder are
-    He-initialised (:func:`~otloss.models.base.he_init`), so that at the start the logits
-    differ between images and the decoder's output depends on :math:`z`. How these
+    convolutional networks (``arch``). The default $\pi$ network and decoder are
+    He-initialised (`he_init`), so that at the start the logits
+    differ between images and the decoder's output depends on $z$. How these
     choices were found, and how the model differs from the authors' code, is in
     ``docs/models.md`` (section "GM-WAE").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
-        latent_dim: :math:`L`.
-        n_components: :math:`K`.
-        lambda_z: :math:`\lambda`, weight of the MMD.
-        prior: a :class:`otloss.priors.FixedGaussianMixture` with ``n_components``
+        latent_dim: $L$.
+        n_components: $K$.
+        lambda_z: $\lambda$, weight of the MMD.
+        prior: a `otloss.priors.FixedGaussianMixture` with ``n_components``
             components; default ``FixedGaussianMixture(latent_dim, n_components)``.
         head_hidden: hidden widths of each default component head.
         arch: default image networks, ``"gwae"`` or ``"tcwae"``.
-        mmd: an :class:`otloss.MMD` whose ``kernel``, ``bandwidth``, ``scales`` and
-            ``estimator`` (``"unbiased"`` or ``"biased"``) configure :func:`mixture_mmd`;
+        mmd: an `otloss.MMD` whose ``kernel``, ``bandwidth``, ``scales`` and
+            ``estimator`` (``"unbiased"`` or ``"biased"``) configure `mixture_mmd`;
             default ``MMD(kernel="imq", bandwidth=1.0, scales=GMWAE_SCALES)``.
-        encoder: the :math:`\pi` network, data to ``(N, K)`` logits.
+        encoder: the $\pi$ network, data to ``(N, K)`` logits.
         component_encoder: data to ``(N, K, 2 L)`` (means, log-variances of each head);
-            default :class:`ComponentHeads`.
+            default `ComponentHeads`.
         decoder: ``(N, L)`` codes to data.
 
     Shape:
         - x: ``(N, *data_shape)`` with ``N >= 2``.
 
-    Example:
+    Examples:
         >>> model = GMWAE((1, 28, 28))
         >>> model.pretrain_heads(x_train, steps=500, batch_size=100)  # moment matching
         >>> model.losses(torch.rand(32, 1, 28, 28))["loss"].backward()
@@ -298,10 +298,10 @@ class GMWAE(OTAutoencoder):
     # -- the encoder q(z, k | x) ------------------------------------------------------
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        r"""The encoder's distribution :math:`q(z, k \mid x)`.
+        r"""The encoder's distribution $q(z, k \mid x)$.
 
         Returns:
-            ``(log_probs, mu, logvar)``: :math:`\log \pi_k(x)` of shape ``(N, K)`` (a
+            ``(log_probs, mu, logvar)``: $\log \pi_k(x)$ of shape ``(N, K)`` (a
             log-softmax) and the heads' means and log-variances, each ``(N, K, L)``.
         """
         x = self.check_data(x)
@@ -326,18 +326,18 @@ class GMWAE(OTAutoencoder):
         return logits
 
     def component_probs(self, x: Tensor) -> Tensor:
-        r""":math:`q(k \mid x) = \pi_k(x)`, shape ``(N, K)``; each row sums to 1."""
+        r"""$q(k \mid x) = \pi_k(x)$, shape ``(N, K)``; each row sums to 1."""
         return torch.softmax(self._logits(self.check_data(x)), dim=-1)
 
     @torch.no_grad()
     def assignments(self, x: Tensor) -> Tensor:
-        r"""Cluster of each sample, :math:`\arg\max_k q(k \mid x)`: ``(N,)`` int64 in
+        r"""Cluster of each sample, $\arg\max_k q(k \mid x)$: ``(N,)`` int64 in
         ``[0, K)`` (GM-WAE's clustering protocol)."""
         return self.component_probs(x).argmax(dim=-1)
 
     def encode(self, x: Tensor) -> Tensor:
-        r"""Deterministic codes ``(N, L)``: the mean :math:`\mu_{k^*}(x)` of the most
-        probable component :math:`k^* = \arg\max_k \pi_k(x)` (the paper's two-step
+        r"""Deterministic codes ``(N, L)``: the mean $\mu_{k^*}(x)$ of the most
+        probable component $k^* = \arg\max_k \pi_k(x)$ (the paper's two-step
         encoding, without noise; the mixture mean would fall between the modes)."""
         log_probs, mu, _ = self.posterior(x)
         best = log_probs.argmax(dim=-1)
@@ -351,10 +351,10 @@ class GMWAE(OTAutoencoder):
 
         Returns:
             dict of scalars: ``loss`` (``reconstruction + lambda_z * mmd``),
-            ``reconstruction`` (the :math:`\pi`-weighted squared error, exact in
-            :math:`k`), ``mmd`` (:func:`mixture_mmd`, unweighted by :math:`\lambda`)
-            and ``component_entropy`` (entropy of the batch's mean :math:`\pi`, in nats,
-            detached: :math:`\log K` when every component is used equally).
+            ``reconstruction`` (the $\pi$-weighted squared error, exact in
+            $k$), ``mmd`` (`mixture_mmd`, unweighted by $\lambda$)
+            and ``component_entropy`` (entropy of the batch's mean $\pi$, in nats,
+            detached: $\log K$ when every component is used equally).
         """
         x = self.check_data(x, min_samples=2, why="GMWAE's unbiased MMD")
         n, k = x.shape[0], self.n_components
@@ -382,20 +382,20 @@ class GMWAE(OTAutoencoder):
     def pretrain_losses(self, x: Tensor) -> dict[str, Tensor]:
         r"""Moment matching of every head to its prior component (the paper's pre-training).
 
-        For head :math:`k`, the batch's codes :math:`z \sim q_C(z \mid k, x_i)` have mean
-        :math:`m_k = \frac1N \sum_i \mu_k(x_i)` and covariance (law of total covariance)
-        :math:`C_k = \widehat{\mathrm{Cov}}_i\, \mu_k(x_i) + \frac1N \sum_i
-        \operatorname{diag} \sigma_k^2(x_i)`, computed in closed form. With the
-        component's :math:`(\mu^0_k, \Sigma^0_k)`,
+        For head $k$, the batch's codes $z \sim q_C(z \mid k, x_i)$ have mean
+        $m_k = \frac1N \sum_i \mu_k(x_i)$ and covariance (law of total covariance)
+        $C_k = \widehat{\mathrm{Cov}}_i\, \mu_k(x_i) + \frac1N \sum_i
+        \operatorname{diag} \sigma_k^2(x_i)$, computed in closed form. With the
+        component's $(\mu^0_k, \Sigma^0_k)$,
 
-        .. math::
-
-            \text{mean} = \frac{1}{K L} \sum_{k, d} (m_{kd} - \mu^0_{kd})^2, \qquad
-            \text{covariance} = \frac{1}{K L^2} \sum_{k, d, e}
-                (C_{k, de} - \Sigma^0_{k, de})^2,
+        $$
+        \text{mean} = \frac{1}{K L} \sum_{k, d} (m_{kd} - \mu^0_{kd})^2, \qquad
+        \text{covariance} = \frac{1}{K L^2} \sum_{k, d, e}
+            (C_{k, de} - \Sigma^0_{k, de})^2,
+        $$
 
         as WAE's encoder pre-training, per component. Only the heads
-        (:meth:`pretrain_parameters`) receive gradients.
+        (`pretrain_parameters`) receive gradients.
 
         Returns:
             dict of scalars: ``loss`` (``mean + covariance``), ``mean``, ``covariance``.
@@ -420,7 +420,7 @@ class GMWAE(OTAutoencoder):
         return {"loss": mean_loss + cov_loss, "mean": mean_loss, "covariance": cov_loss}
 
     def pretrain_parameters(self) -> Iterator[nn.Parameter]:
-        """The component heads' parameters, trained by :meth:`pretrain_losses`."""
+        """The component heads' parameters, trained by `pretrain_losses`."""
         return self.component_encoder.parameters()
 
     def pretrain_heads(
@@ -433,17 +433,17 @@ class GMWAE(OTAutoencoder):
         seed: int = 0,
     ) -> dict[str, float]:
         """Run the moment-matching pre-training: ``steps`` Adam steps of
-        :meth:`pretrain_losses` on :meth:`pretrain_parameters` only.
+        `pretrain_losses` on `pretrain_parameters` only.
 
         Args:
             data: a tensor of samples ``(N, *data_shape)``, from which ``batch_size`` rows
                 are drawn with replacement each step (a ``torch.Generator`` seeded with
                 ``seed``, so the run is reproducible), or an iterable of batches (e.g.
-                :class:`otloss.train.InfiniteBatches`), each a tensor or a tuple whose first
+                `otloss.train.InfiniteBatches`), each a tensor or a tuple whose first
                 item is the batch. Batches are moved to the model's device.
             steps: optimiser steps (0: nothing is done).
             batch_size: rows per step when ``data`` is a tensor.
-            lr: Adam's learning rate; default :attr:`training_defaults`' ``lr``.
+            lr: Adam's learning rate; default `training_defaults`' ``lr``.
             seed: seed of the batch order when ``data`` is a tensor.
 
         Returns:

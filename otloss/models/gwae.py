@@ -1,29 +1,29 @@
 r"""Gromov-Wasserstein autoencoder (GWAE, Nakagawa et al., ICLR 2023).
 
-GWAE trains a generative model :math:`p_\theta(x, z) = \pi_\theta(z)\, p_\theta(x | z)` whose
-decoder is close to an isometry (up to a learned scale :math:`C`) between the latent space
-and the data space, with a Gaussian encoder :math:`q_\phi(z | x)` and a learnable prior
-:math:`\pi_\theta` (section 3.2):
+GWAE trains a generative model $p_\theta(x, z) = \pi_\theta(z)\, p_\theta(x | z)$ whose
+decoder is close to an isometry (up to a learned scale $C$) between the latent space
+and the data space, with a Gaussian encoder $q_\phi(z | x)$ and a learnable prior
+$\pi_\theta$ (section 3.2):
 
-.. math::
+$$
+\min_{\theta, \phi} \max_{\psi}\; L = L_{GW} + \lambda_W L_W + \lambda_D L_D
+    - \lambda_H R_H,
+$$
 
-    \min_{\theta, \phi} \max_{\psi}\; L = L_{GW} + \lambda_W L_W + \lambda_D L_D
-        - \lambda_H R_H,
+with, for $d(u, u') = \lVert u - u' \rVert_2 / \sqrt 2$ on both spaces (appendix C.2),
 
-with, for :math:`d(u, u') = \lVert u - u' \rVert_2 / \sqrt 2` on both spaces (appendix C.2),
-
-- :math:`L_{GW} = \mathbb{E}\, |d_X(x, x') - C\, d_Z(z, z')|^{\rho}` over two generated
-  pairs :math:`(x, z), (x', z')` with :math:`z \sim \pi_\theta` and :math:`x` = decoder(z),
-  :math:`\rho = 1` (:class:`otloss.GWEstimator`, unbiased U-statistic over the batch);
-- :math:`L_W = \mathbb{E}_{q_\phi(x, z)}\, d_X(x, \text{decoder}(z))^2 =
-  \tfrac12 \lVert x - \hat x \rVert^2`, the reconstruction cost (:math:`\xi = 2`) through the
+- $L_{GW} = \mathbb{E}\, |d_X(x, x') - C\, d_Z(z, z')|^{\rho}$ over two generated
+  pairs $(x, z), (x', z')$ with $z \sim \pi_\theta$ and $x$ = decoder(z),
+  $\rho = 1$ (`otloss.GWEstimator`, unbiased U-statistic over the batch);
+- $L_W = \mathbb{E}_{q_\phi(x, z)}\, d_X(x, \text{decoder}(z))^2 =
+  \tfrac12 \lVert x - \hat x \rVert^2$, the reconstruction cost ($\xi = 2$) through the
   reparameterised Gaussian encoder;
-- :math:`L_D = \mathbb{E}_{q_\phi(x, z)} f_\psi - \mathbb{E}_{p_\theta(x, z)} f_\psi`, a
-  Kantorovich estimate of :math:`W_1(q_\phi(x, z), p_\theta(x, z))` by a joint critic with
-  spectral normalisation and a gradient penalty (:class:`otloss.KantorovichCritic` around
-  :class:`otloss.JointCritic`; appendix B.3); the critic maximises it in its own step;
-- :math:`R_H = \mathbb{E}_x H[q_\phi(z | x)]`, the encoder's entropy
-  (:func:`otloss.gaussian_entropy`), which keeps the encoder from collapsing to a look-up
+- $L_D = \mathbb{E}_{q_\phi(x, z)} f_\psi - \mathbb{E}_{p_\theta(x, z)} f_\psi$, a
+  Kantorovich estimate of $W_1(q_\phi(x, z), p_\theta(x, z))$ by a joint critic with
+  spectral normalisation and a gradient penalty (`otloss.KantorovichCritic` around
+  `otloss.JointCritic`; appendix B.3); the critic maximises it in its own step;
+- $R_H = \mathbb{E}_x H[q_\phi(z | x)]$, the encoder's entropy
+  (`otloss.gaussian_entropy`), which keeps the encoder from collapsing to a look-up
   table.
 """
 
@@ -98,12 +98,12 @@ def joint_critic(
 ) -> KantorovichCritic:
     r"""GWAE's Y-shaped critic (Table 7) under spectral normalisation and a gradient penalty.
 
-    :class:`otloss.JointCritic` with GWAE's widths: the :math:`x` branch halves the image
+    `otloss.JointCritic` with GWAE's widths: the $x$ branch halves the image
     with 4x4 stride-2 convolutions from 8 channels, doubling up to 256, until a side would
     drop below 1 pixel (six for 64x64, four for 28x28), then a linear layer to 64
-    features; vectors get an MLP with two hidden layers of 256 units. The :math:`z` branch
-    is an MLP :math:`L \to 256 \to 256 \to 64`. The 128 concatenated features are halved
-    (``merge_scale``) and scored by an MLP :math:`128 \to 256 \to 256 \to 1`;
+    features; vectors get an MLP with two hidden layers of 256 units. The $z$ branch
+    is an MLP $L \to 256 \to 256 \to 64$. The 128 concatenated features are halved
+    (``merge_scale``) and scored by an MLP $128 \to 256 \to 256 \to 1$;
     LeakyReLU(0.2) throughout.
     """
     data_shape = tuple(int(s) for s in data_shape)
@@ -121,28 +121,28 @@ def joint_critic(
 class AggregatedPosteriorNorm(nn.Module):
     r"""Batch normalisation of a Gaussian encoder against the aggregated posterior (GWAE C.2).
 
-    Standardises :math:`q_\phi(z | x) = N(\mu(x), \operatorname{diag}\sigma^2(x))` by the
-    mean and variance of the aggregated posterior :math:`q_\phi(z) = \mathbb{E}_x
-    q_\phi(z | x)` instead of the sample statistics of the means alone:
+    Standardises $q_\phi(z | x) = N(\mu(x), \operatorname{diag}\sigma^2(x))$ by the
+    mean and variance of the aggregated posterior $q_\phi(z) = \mathbb{E}_x
+    q_\phi(z | x)$ instead of the sample statistics of the means alone:
 
-    .. math::
+    $$
+    \hat\mu(x) = \frac{\mu(x) - m}{\sqrt{v}}, \qquad
+    \hat\sigma^2(x) = \frac{\sigma^2(x)}{v}, \qquad
+    m = \frac{1}{B}\sum_{i} \mu(x_i), \quad
+    v = \frac{1}{B}\sum_i \sigma^2(x_i) + \frac{1}{B - 1}\sum_i (\mu(x_i) - m)^2,
+    $$
 
-        \hat\mu(x) = \frac{\mu(x) - m}{\sqrt{v}}, \qquad
-        \hat\sigma^2(x) = \frac{\sigma^2(x)}{v}, \qquad
-        m = \frac{1}{B}\sum_{i} \mu(x_i), \quad
-        v = \frac{1}{B}\sum_i \sigma^2(x_i) + \frac{1}{B - 1}\sum_i (\mu(x_i) - m)^2,
-
-    element-wise; :math:`v` is the law of total variance with unbiased minibatch
+    element-wise; $v$ is the law of total variance with unbiased minibatch
     estimates. In training mode the batch statistics are used (and differentiated through)
     and running averages are updated; in eval mode the running averages are used. No
     affine parameters: the normalised codes have zero mean and unit variance under
-    :math:`q_\phi(z)`, the scale the prior is compared with.
+    $q_\phi(z)$, the scale the prior is compared with.
 
     Args:
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         momentum: weight of the new batch in the running averages, as in
             ``nn.BatchNorm1d``.
-        eps: added to :math:`v` before dividing.
+        eps: added to $v$ before dividing.
 
     Shape:
         - mu, logvar: ``(B, L)``, ``B >= 2`` in training mode.
@@ -191,77 +191,77 @@ class AggregatedPosteriorNorm(nn.Module):
 
 
 class GWAE(OTAutoencoder):
-    r"""Gromov-Wasserstein autoencoder: :math:`L = L_{GW} + \lambda_W L_W + \lambda_D L_D
-    - \lambda_H R_H` (see the module docstring for each term).
+    r"""Gromov-Wasserstein autoencoder: $L = L_{GW} + \lambda_W L_W + \lambda_D L_D
+    - \lambda_H R_H$ (see the module docstring for each term).
 
-    Built from otloss's parts: :class:`otloss.GWEstimator` (:math:`\rho`, learnable
-    :math:`C`) on generated pairs :math:`(\text{decoder}(z), z)`, :math:`z` from the prior
-    by ``rsample`` (so :math:`L_{GW}` trains the decoder, the prior and :math:`C`, never
-    the encoder); a diagonal-Gaussian encoder (reparameterised) for :math:`L_W` and
-    :math:`R_H` (:func:`otloss.gaussian_entropy`); :class:`otloss.KantorovichCritic`
-    around :class:`otloss.JointCritic` (spectral norm, gradient penalty 10) for
-    :math:`L_D`. The critic is trained separately by :meth:`critic_losses`; during
-    :meth:`losses` its parameters are frozen, so the generator objective sends no gradient
+    Built from otloss's parts: `otloss.GWEstimator` ($\rho$, learnable
+    $C$) on generated pairs $(\text{decoder}(z), z)$, $z$ from the prior
+    by ``rsample`` (so $L_{GW}$ trains the decoder, the prior and $C$, never
+    the encoder); a diagonal-Gaussian encoder (reparameterised) for $L_W$ and
+    $R_H$ (`otloss.gaussian_entropy`); `otloss.KantorovichCritic`
+    around `otloss.JointCritic` (spectral norm, gradient penalty 10) for
+    $L_D$. The critic is trained separately by `critic_losses`; during
+    `losses` its parameters are frozen, so the generator objective sends no gradient
     into the critic.
 
-    Defaults follow the paper and its released configuration: :math:`\rho = 1`,
-    :math:`\lambda_W = \lambda_D = 1`, :math:`L = 16` (its isometry study, Fig. 1; it
-    searches :math:`\lambda_W, \lambda_D \in [1, 10]`, :math:`\lambda_H \in [10^{-4}, 1]`),
-    :math:`\lambda_H = 0.06` and :math:`C_0 = 2.5` (the released configuration's weight
-    0.03 on :math:`-\sum_d \log\sigma_d^2 = -2 R_H + \text{const}`, and its initial scale),
+    Defaults follow the paper and its released configuration: $\rho = 1$,
+    $\lambda_W = \lambda_D = 1$, $L = 16$ (its isometry study, Fig. 1; it
+    searches $\lambda_W, \lambda_D \in [1, 10]$, $\lambda_H \in [10^{-4}, 1]$),
+    $\lambda_H = 0.06$ and $C_0 = 2.5$ (the released configuration's weight
+    0.03 on $-\sum_d \log\sigma_d^2 = -2 R_H + \text{const}$, and its initial scale),
     the 4-layer 32-64-128-256 convolutional networks of Tables 3-4, and RMSprop at
-    :math:`10^{-4}` / :math:`5 \cdot 10^{-5}` with several critic steps per generator step
-    (:attr:`training_defaults`, to pass to :class:`otloss.train.Trainer`). The entropy bonus
-    is unbounded above: with a small data space (few pixels, so a small :math:`L_W`) a
-    large :math:`\lambda_H` inflates the encoder's variance until the decoder ignores
-    :math:`z`; lower :math:`\lambda_H` or raise :math:`\lambda_W` then. The default
+    $10^{-4}$ / $5 \cdot 10^{-5}$ with several critic steps per generator step
+    (`training_defaults`, to pass to `otloss.train.Trainer`). The entropy bonus
+    is unbounded above: with a small data space (few pixels, so a small $L_W$) a
+    large $\lambda_H$ inflates the encoder's variance until the decoder ignores
+    $z$; lower $\lambda_H$ or raise $\lambda_W$ then. The default
     encoder and decoder are He-initialised, the encoder's posteriors starting with
-    variance :math:`e^{-6}` around means that differ between images
-    (:func:`~otloss.models.base.default_gaussian_encoder`), so the reconstruction depends
-    on :math:`z` from the first step (why: ``docs/models.md``, "Initialisation of the
+    variance $e^{-6}$ around means that differ between images
+    (`default_gaussian_encoder`), so the reconstruction depends
+    on $z$ from the first step (why: ``docs/models.md``, "Initialisation of the
     default networks").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` images or ``(D,)`` vectors.
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         prior: ``"np"`` (neural prior), ``"fnp"`` (factorised neural prior, for
             disentanglement), ``"gmp"`` (Gaussian mixture, for clusters), ``"normal"``
-            (fixed N(0, I); :math:`L_{GW}` then trains only the decoder) or a prior module
-            with ``rsample(n)`` and ``latent_dim`` (:mod:`otloss.priors`).
+            (fixed N(0, I); $L_{GW}$ then trains only the decoder) or a prior module
+            with ``rsample(n)`` and ``latent_dim`` (`otloss.priors`).
         n_components: mixture components of the ``"gmp"`` prior.
-        lambda_w: :math:`\lambda_W`, weight of the reconstruction :math:`L_W`.
-        lambda_d: :math:`\lambda_D`, weight of the joint critic term :math:`L_D`.
-        lambda_h: :math:`\lambda_H`, weight of the entropy bonus :math:`R_H`.
-        rho: exponent :math:`\rho \ge 1` of :math:`L_{GW}`.
-        scale: initial value of the learnable scale :math:`C`.
-        normalize_z: divide the latent distances of :math:`L_{GW}` by the batch's mean
-            per-dimension standard deviation of :math:`z` (see :class:`otloss.GWEstimator`);
+        lambda_w: $\lambda_W$, weight of the reconstruction $L_W$.
+        lambda_d: $\lambda_D$, weight of the joint critic term $L_D$.
+        lambda_h: $\lambda_H$, weight of the entropy bonus $R_H$.
+        rho: exponent $\rho \ge 1$ of $L_{GW}$.
+        scale: initial value of the learnable scale $C$.
+        normalize_z: divide the latent distances of $L_{GW}$ by the batch's mean
+            per-dimension standard deviation of $z$ (see `otloss.GWEstimator`);
             ``None`` turns it on exactly when the prior has trainable parameters.
         aggregated_norm: standardise the encoder's Gaussian by the aggregated posterior
-            (:class:`AggregatedPosteriorNorm`, appendix C.2).
-        gp_weight: :math:`\lambda_{GP}` of the critic's gradient penalty.
+            (`AggregatedPosteriorNorm`, appendix C.2).
+        gp_weight: $\lambda_{GP}$ of the critic's gradient penalty.
         encoder: maps data to ``(N, 2 L)`` (mean and log-variance); default
-            :func:`~otloss.models.base.default_gaussian_encoder` (He-initialised, every
-            posterior starting with :math:`\sigma^2 = e^{-6}`).
+            `default_gaussian_encoder` (He-initialised, every
+            posterior starting with $\sigma^2 = e^{-6}$).
         decoder: maps ``(N, L)`` codes to data; default
-            :func:`~otloss.models.base.default_decoder` (sigmoid output for images),
+            `default_decoder` (sigmoid output for images),
             He-initialised.
-        critic: a :class:`otloss.KantorovichCritic` scoring ``(x, z)`` pairs; default
-            :func:`joint_critic` (the paper's Table 7 network, spectral norm, gradient
+        critic: a `otloss.KantorovichCritic` scoring ``(x, z)`` pairs; default
+            `joint_critic` (the paper's Table 7 network, spectral norm, gradient
             penalty ``gp_weight``).
 
     Shape:
         - x: ``(N, *data_shape)`` with ``N >= 2``.
-        - losses: a dict of scalars (see :meth:`losses`).
+        - losses: a dict of scalars (see `losses`).
 
-    Example:
+    Examples:
         >>> model = GWAE((1, 28, 28), latent_dim=8, prior="np")
         >>> terms = model.losses(torch.rand(16, 1, 28, 28))
         >>> terms["loss"].backward()
     """
 
     critic_attribute: ClassVar[str | None] = "critic"
-    #: The paper's optimisers (appendix C.2), as :class:`otloss.train.TrainConfig` fields.
+    #: The paper's optimisers (appendix C.2), as `otloss.train.TrainConfig` fields.
     training_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "rmsprop",
         "lr": 1e-4,
@@ -322,8 +322,8 @@ class GWAE(OTAutoencoder):
         self.critic = critic
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Mean and log-variance of :math:`q_\phi(z | x)`, each ``(N, L)`` (normalised by
-        :class:`AggregatedPosteriorNorm` when enabled)."""
+        r"""Mean and log-variance of $q_\phi(z | x)$, each ``(N, L)`` (normalised by
+        `AggregatedPosteriorNorm` when enabled)."""
         mu, logvar = self.gaussian_posterior(x)
         if self.posterior_norm is not None:
             mu, logvar = self.posterior_norm(mu, logvar)
@@ -337,9 +337,9 @@ class GWAE(OTAutoencoder):
         r"""The GWAE objective and its terms on one batch.
 
         Returns:
-            dict of scalars: ``loss`` (:math:`L`), ``gw`` (:math:`L_{GW}`),
-            ``reconstruction`` (:math:`L_W`), ``joint_critic`` (:math:`L_D`), ``entropy``
-            (:math:`R_H`, in nats) and ``scale`` (:math:`C`, detached, for logging).
+            dict of scalars: ``loss`` ($L$), ``gw`` ($L_{GW}$),
+            ``reconstruction`` ($L_W$), ``joint_critic`` ($L_D$), ``entropy``
+            ($R_H$, in nats) and ``scale`` ($C$, detached, for logging).
         """
         x = self.check_data(x, min_samples=2, why="GWAE (pairs i != j)")
         n = x.shape[0]
@@ -365,11 +365,11 @@ class GWAE(OTAutoencoder):
 
     @critic_method
     def critic_losses(self, x: Tensor) -> dict[str, Tensor]:
-        r"""The critic's objective on one batch: ``loss`` = :math:`-L_D + \lambda_{GP}
-        \mathrm{GP}`, with ``estimate`` (:math:`L_D`) and ``gradient_penalty``.
+        r"""The critic's objective on one batch: ``loss`` = $-L_D + \lambda_{GP}
+        \mathrm{GP}$, with ``estimate`` ($L_D$) and ``gradient_penalty``.
 
-        The encoded pairs :math:`(x, z_q)` and generated pairs :math:`(\text{decoder}(z_p),
-        z_p)` are drawn afresh without a graph, so the loss reaches only the critic.
+        The encoded pairs $(x, z_q)$ and generated pairs $(\text{decoder}(z_p),
+        z_p)$ are drawn afresh without a graph, so the loss reaches only the critic.
         """
         x = self.check_data(x, min_samples=2, why="GWAE (pairs i != j)")
         with torch.no_grad():

@@ -16,8 +16,8 @@ __all__ = ["load_model", "model_class"]
 
 
 def model_class(config: dict[str, Any]) -> type[OTAutoencoder]:
-    """The class a model config (:meth:`OTAutoencoder.config`) names; it must be an
-    :class:`OTAutoencoder`."""
+    """The class a model config (`OTAutoencoder.config`) names; it must be an
+    `OTAutoencoder`."""
     module_name, _, name = str(config.get("class", "")).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), name)
@@ -34,7 +34,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
     Args:
         path: a run folder (its ``checkpoint.pt``, or ``checkpoint.prev.pt`` if that one
-            is corrupt, see :func:`otloss.train.load_checkpoint`) or a checkpoint file.
+            is corrupt, see `otloss.train.load_checkpoint`) or a checkpoint file.
         device: where to put the model (default: the CPU).
 
     Returns:

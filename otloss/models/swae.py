@@ -1,21 +1,21 @@
 r"""Symmetric Wasserstein autoencoder (SWAE, Sun and Guo, 2020).
 
-SWAE matches the joint distributions of the encoder, :math:`(x_e, z_e = E(x_e))`, and of
-the decoder, :math:`(x_d = D(z_d), z_d)`, with an optimal-transport cost on the product
+SWAE matches the joint distributions of the encoder, $(x_e, z_e = E(x_e))$, and of
+the decoder, $(x_d = D(z_d), z_d)$, with an optimal-transport cost on the product
 space. With a deterministic encoder and decoder the coupling reduces to a conditional
-prior :math:`p(z_d \mid x_e)` (Theorem 1), and adding a reconstruction term gives (eq. 10)
+prior $p(z_d \mid x_e)$ (Theorem 1), and adding a reconstruction term gives (eq. 10)
 
-.. math::
+$$
+\mathbb{E}_{p(x_e)} \mathbb{E}_{p(z_d \mid x_e)}\;
+    \beta\, \underbrace{\lVert x_e - D(z_d) \rVert_2^2}_{\text{x-loss}}
+    + (1 - \beta)\, \underbrace{\lVert x_e - D(E(x_e)) \rVert_2^2}_{\text{reconstruction}}
+    + \alpha\, \underbrace{\lVert E(x_e) - z_d \rVert_2^2}_{\text{z-loss}}.
+$$
 
-    \mathbb{E}_{p(x_e)} \mathbb{E}_{p(z_d \mid x_e)}\;
-        \beta\, \underbrace{\lVert x_e - D(z_d) \rVert_2^2}_{\text{x-loss}}
-        + (1 - \beta)\, \underbrace{\lVert x_e - D(E(x_e)) \rVert_2^2}_{\text{reconstruction}}
-        + \alpha\, \underbrace{\lVert E(x_e) - z_d \rVert_2^2}_{\text{z-loss}}.
-
-The prior is learnable (:class:`otloss.priors.PseudoInputPrior`): a uniform mixture of
-Gaussian conditional priors :math:`p_\gamma(z \mid u_k)` given :math:`K` learnable
-pseudo-inputs :math:`u_k` in data space. Algorithm 1 draws each sample's
-:math:`z_d` from the component of the pseudo-input nearest to it (in data space, or in
+The prior is learnable (`otloss.priors.PseudoInputPrior`): a uniform mixture of
+Gaussian conditional priors $p_\gamma(z \mid u_k)$ given $K$ learnable
+pseudo-inputs $u_k$ in data space. Algorithm 1 draws each sample's
+$z_d$ from the component of the pseudo-input nearest to it (in data space, or in
 latent space through the encoder as the paper's faster approximation), with the
 reparameterisation trick, so the x-loss trains the decoder and the prior, the z-loss the
 encoder and the prior, and the reconstruction the encoder and the decoder.
@@ -48,45 +48,45 @@ NEAREST = ("data", "latent", "cosine")
 
 
 class SWAE(OTAutoencoder):
-    r"""Symmetric WAE: :math:`\beta\,\lVert x - D(z_d)\rVert^2 + (1 - \beta)\,\lVert x -
-    D(E(x))\rVert^2 + \alpha\,\lVert E(x) - z_d\rVert^2`, with :math:`z_d` drawn from the
+    r"""Symmetric WAE: $\beta\,\lVert x - D(z_d)\rVert^2 + (1 - \beta)\,\lVert x -
+    D(E(x))\rVert^2 + \alpha\,\lVert E(x) - z_d\rVert^2$, with $z_d$ drawn from the
     conditional prior of each sample's nearest pseudo-input (see the module docstring).
 
-    The encoder :math:`E` and decoder :math:`D` are deterministic. The prior's conditional
-    network :math:`p_\gamma(z \mid u)` is a separate encoder-shaped network (its own
-    parameters :math:`\gamma`) giving a mean and a log-variance. Initialise the
+    The encoder $E$ and decoder $D$ are deterministic. The prior's conditional
+    network $p_\gamma(z \mid u)$ is a separate encoder-shaped network (its own
+    parameters $\gamma$) giving a mean and a log-variance. Initialise the
     pseudo-inputs from training samples, as the paper does, with
-    :meth:`init_pseudo_inputs`. Samples are ``decode(prior.rsample(n))``, :math:`z` drawn
+    `init_pseudo_inputs`. Samples are ``decode(prior.rsample(n))``, $z$ drawn
     uniformly over the components.
 
-    Defaults follow the paper: :math:`\beta = 0.5`, :math:`\alpha = 1`, :math:`K = 4000`
-    pseudo-inputs (MNIST, Fashion-MNIST; 500 for small datasets), :math:`L = 8`, nearest
-    pseudo-input by L2 in data space, Adam at :math:`10^{-3}` (:attr:`training_defaults`).
+    Defaults follow the paper: $\beta = 0.5$, $\alpha = 1$, $K = 4000$
+    pseudo-inputs (MNIST, Fashion-MNIST; 500 for small datasets), $L = 8$, nearest
+    pseudo-input by L2 in data space, Adam at $10^{-3}$ (`training_defaults`).
     The paper's VampPrior gated convolutional networks are replaced by otloss's
     (``arch``), He-initialised, the conditional prior's log-variances starting at
-    :math:`-6` (:func:`~otloss.models.base.default_gaussian_encoder`), so the codes and
+    $-6$ (`default_gaussian_encoder`), so the codes and
     conditional means of different inputs differ from the first step (why:
     ``docs/models.md``, "Initialisation of the default networks").
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
-        latent_dim: :math:`L`.
-        n_pseudo: :math:`K`, the number of pseudo-inputs (ignored when ``prior`` is given).
-        beta: :math:`\beta \in [0, 1]`, the share of the x-loss against the reconstruction
+        latent_dim: $L$.
+        n_pseudo: $K$, the number of pseudo-inputs (ignored when ``prior`` is given).
+        beta: $\beta \in [0, 1]$, the share of the x-loss against the reconstruction
             (1: no reconstruction term, the pure symmetric objective of eq. 8).
-        alpha: :math:`\alpha \ge 0`, the weight of the z-loss.
-        nearest: ``"data"``, ``"latent"`` or ``"cosine"`` (see :data:`NEAREST`).
+        alpha: $\alpha \ge 0$, the weight of the z-loss.
+        nearest: ``"data"``, ``"latent"`` or ``"cosine"`` (see `NEAREST`).
         data_range: ``(low, high)`` the default prior clamps its pseudo-inputs to (images in
             ``[0, 1]``); ``None`` for unbounded data (ignored when ``prior`` is given).
         arch: default image networks, ``"gwae"`` or ``"tcwae"``.
-        prior: a :class:`otloss.priors.PseudoInputPrior` replacing the default one.
+        prior: a `otloss.priors.PseudoInputPrior` replacing the default one.
         encoder: data to ``(N, L)`` codes; replaces the default.
         decoder: ``(N, L)`` codes to data; replaces the default.
 
     Shape:
         - x: ``(N, *data_shape)``.
 
-    Example:
+    Examples:
         >>> model = SWAE((1, 28, 28), n_pseudo=500)
         >>> model.init_pseudo_inputs(train_images[:500])
         >>> model.losses(torch.rand(64, 1, 28, 28))["loss"].backward()
@@ -143,7 +143,7 @@ class SWAE(OTAutoencoder):
         self.nearest = nearest
 
     def encode(self, x: Tensor) -> Tensor:
-        """The deterministic codes :math:`E(x)`, ``(N, L)``."""
+        """The deterministic codes $E(x)$, ``(N, L)``."""
         z = self.encoder(self.check_data(x))
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
@@ -153,7 +153,7 @@ class SWAE(OTAutoencoder):
         return z
 
     def prior_codes(self, x: Tensor) -> Tensor:
-        r""":math:`z_d \sim p_\gamma(z \mid u^{(n)})` for each sample, :math:`u^{(n)}` its
+        r"""$z_d \sim p_\gamma(z \mid u^{(n)})$ for each sample, $u^{(n)}$ its
         nearest pseudo-input (Algorithm 1, steps 2-3); reparameterised, ``(N, L)``."""
         x = self.check_data(x)
         encoder = self.encoder if self.nearest == "latent" else None
@@ -169,9 +169,9 @@ class SWAE(OTAutoencoder):
         r"""The SWAE objective (Algorithm 1, step 4) and its terms on one batch.
 
         Returns:
-            dict of scalars, batch means: ``loss``, ``x_loss`` (:math:`\lVert x -
-            D(z_d)\rVert^2`), ``reconstruction`` (:math:`\lVert x - D(E(x))\rVert^2`) and
-            ``z_loss`` (:math:`\lVert E(x) - z_d\rVert^2`), unweighted.
+            dict of scalars, batch means: ``loss``, ``x_loss`` ($\lVert x -
+            D(z_d)\rVert^2$), ``reconstruction`` ($\lVert x - D(E(x))\rVert^2$) and
+            ``z_loss`` ($\lVert E(x) - z_d\rVert^2$), unweighted.
         """
         x = self.check_data(x)
         n = x.shape[0]

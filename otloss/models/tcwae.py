@@ -2,30 +2,30 @@ r"""Total-correlation Wasserstein autoencoder (TCWAE, Gaujac, Feige and Barber, 
 
 TCWAE takes the KL divergence as the latent divergence of the WAE objective, splits it as
 in β-TCVAE and re-weights the two parts that concern the aggregate posterior
-:math:`q(z) = \mathbb{E}_{p(x)} q(z \mid x)` (eq. 8):
+$q(z) = \mathbb{E}_{p(x)} q(z \mid x)$ (eq. 8):
 
-.. math::
+$$
+W_{TC} = \mathbb{E}_{p(x)} \mathbb{E}_{q(z \mid x)}\, c(x, G(z))
+    + \beta\, \underbrace{\mathrm{KL}\Bigl(q(z) \,\Big\|\, \prod_{d} q_d(z_d)\Bigr)}_{\text{tc}}
+    + \gamma \sum_{d=1}^{L}
+        \underbrace{\mathrm{KL}(q_d(z_d) \,\|\, p_d(z_d))}_{\text{dimwise\_kl}},
+$$
 
-    W_{TC} = \mathbb{E}_{p(x)} \mathbb{E}_{q(z \mid x)}\, c(x, G(z))
-        + \beta\, \underbrace{\mathrm{KL}\Bigl(q(z) \,\Big\|\, \prod_{d} q_d(z_d)\Bigr)}_{\text{tc}}
-        + \gamma \sum_{d=1}^{L}
-            \underbrace{\mathrm{KL}(q_d(z_d) \,\|\, p_d(z_d))}_{\text{dimwise\_kl}},
-
-with a Gaussian encoder :math:`q(z \mid x) = N(\mu(x), \operatorname{diag}\sigma^2(x))`, a
-deterministic decoder :math:`G`, and the factorised prior :math:`p = N(0, I)`. It upper
-bounds the WAE objective with :math:`\lambda = \min(\beta, \gamma)`. The two KL terms are
+with a Gaussian encoder $q(z \mid x) = N(\mu(x), \operatorname{diag}\sigma^2(x))$, a
+deterministic decoder $G$, and the factorised prior $p = N(0, I)$. It upper
+bounds the WAE objective with $\lambda = \min(\beta, \gamma)$. The two KL terms are
 intractable and estimated on the minibatch:
 
 - **TCWAE-MWS** (``estimator="mws"``): minibatch-weighted sampling (Chen et al., 2018), the
-  paper's choice; needs the dataset size :math:`N`; biased (the TC is offset upwards by
-  about :math:`(L - 1) \log N`, a nearly constant shift), see :mod:`otloss.tc`.
+  paper's choice; needs the dataset size $N$; biased (the TC is offset upwards by
+  about $(L - 1) \log N$, a nearly constant shift), see `otloss.tc`.
 - ``estimator="mss"``: minibatch-stratified sampling with the correct weight matrix;
   consistent.
 - **TCWAE-GAN** (``estimator="gan"``): the density-ratio trick (Kim and Mnih, 2018), one
-  discriminator telling :math:`q(z)` from its dimension-permuted codes
-  (:class:`otloss.tc.DensityRatioTC`) and one telling permuted codes from prior samples
-  (:class:`otloss.tc.DensityRatioDimwiseKL`); both are trained in their own step
-  (:meth:`TCWAE.critic_losses`) on detached codes.
+  discriminator telling $q(z)$ from its dimension-permuted codes
+  (`otloss.tc.DensityRatioTC`) and one telling permuted codes from prior samples
+  (`otloss.tc.DensityRatioDimwiseKL`); both are trained in their own step
+  (`TCWAE.critic_losses`) on detached codes.
 """
 
 from __future__ import annotations
@@ -97,36 +97,36 @@ _COST_FUNCTIONS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 class TCWAE(OTAutoencoder):
-    r"""Total-correlation WAE: :math:`\mathbb{E}\,c(x, G(z)) + \beta\,\mathrm{TC}
-    + \gamma \sum_d \mathrm{KL}(q_d \| p_d)` (see the module docstring).
+    r"""Total-correlation WAE: $\mathbb{E}\,c(x, G(z)) + \beta\,\mathrm{TC}
+    + \gamma \sum_d \mathrm{KL}(q_d \| p_d)$ (see the module docstring).
 
     The networks are the paper's (Table 3, ``arch="tcwae"``): four 4x4 stride-2
     convolutions with 32-32-64-64 channels and a 256-unit dense layer for images (an MLP
     for vectors), the encoder outputting the mean and log-variance of a diagonal Gaussian
     sampled with the reparameterisation trick, the decoder mirroring it. The prior is
-    :math:`N(0, I)`, as the decomposition needs a factorised prior. The default networks
+    $N(0, I)$, as the decomposition needs a factorised prior. The default networks
     start with He initialisation and posteriors of variance
-    :math:`e^{-6}` around means that differ between images
-    (:func:`~otloss.models.base.default_gaussian_encoder`; why: ``docs/models.md``,
+    $e^{-6}$ around means that differ between images
+    (`default_gaussian_encoder`; why: ``docs/models.md``,
     "Initialisation of the default networks").
 
-    Defaults follow the paper: :math:`L = 10`, MWS, and :math:`(\beta, \gamma)` from
-    :data:`PAPER_WEIGHTS` for the estimator and cost (the squared L2 cost: (4, 8) for
+    Defaults follow the paper: $L = 10$, MWS, and $(\beta, \gamma)$ from
+    `PAPER_WEIGHTS` for the estimator and cost (the squared L2 cost: (4, 8) for
     MWS/MSS, (4, 1) for GAN; the cross-entropy on dSprites: (50, 100) and (100, 5)); Adam
-    at :math:`4 \cdot 10^{-4}` with :math:`\epsilon = 8 \cdot 10^{-4}`, and Adam at
-    :math:`10^{-4}`, betas (0.5, 0.9) for the discriminators (:attr:`training_defaults`).
+    at $4 \cdot 10^{-4}$ with $\epsilon = 8 \cdot 10^{-4}$, and Adam at
+    $10^{-4}$, betas (0.5, 0.9) for the discriminators (`training_defaults`).
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         estimator: ``"mws"``, ``"mss"`` or ``"gan"``.
-        dataset_size: :math:`N`, the number of training points; required by ``"mws"`` and
+        dataset_size: $N$, the number of training points; required by ``"mws"`` and
             ``"mss"`` (their importance weights), not used by ``"gan"``.
-        beta: weight :math:`\beta` of the total correlation; ``None`` takes the paper's.
-        gamma: weight :math:`\gamma` of the dimension-wise KL; ``None`` takes the paper's.
-        cost: the reconstruction cost :math:`c`, summed over the data dimensions:
-            ``"squared"`` (:math:`\lVert x - \hat x\rVert_2^2`), ``"l1"``
-            (:math:`\lVert x - \hat x\rVert_1`) or ``"cross_entropy"`` (binary, for data and
+        beta: weight $\beta$ of the total correlation; ``None`` takes the paper's.
+        gamma: weight $\gamma$ of the dimension-wise KL; ``None`` takes the paper's.
+        cost: the reconstruction cost $c$, summed over the data dimensions:
+            ``"squared"`` ($\lVert x - \hat x\rVert_2^2$), ``"l1"``
+            ($\lVert x - \hat x\rVert_1$) or ``"cross_entropy"`` (binary, for data and
             decoder outputs in ``[0, 1]``; not a true OT cost, the paper's dSprites
             baseline).
         arch: ``"tcwae"`` (32-32-64-64, the paper's) or ``"gwae"`` (32-64-128-256) default
@@ -138,10 +138,10 @@ class TCWAE(OTAutoencoder):
         decoder: maps ``(N, L)`` codes to data; replaces the default.
 
     Shape:
-        - x: ``(N, *data_shape)`` with :math:`2 \le N` (and :math:`N \le` ``dataset_size``
+        - x: ``(N, *data_shape)`` with $2 \le N$ (and $N \le$ ``dataset_size``
           for MWS/MSS).
 
-    Example:
+    Examples:
         >>> model = TCWAE((1, 64, 64), estimator="mws", dataset_size=737_280,
         ...               cost="cross_entropy")
         >>> terms = model.losses(torch.rand(64, 1, 64, 64))
@@ -216,7 +216,7 @@ class TCWAE(OTAutoencoder):
             self.critic = None
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Mean and log-variance of :math:`q(z \mid x)`, each ``(N, L)``."""
+        r"""Mean and log-variance of $q(z \mid x)$, each ``(N, L)``."""
         return self.gaussian_posterior(x)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -227,7 +227,7 @@ class TCWAE(OTAutoencoder):
         r"""The TCWAE objective and its terms on one batch.
 
         Returns:
-            dict of scalars: ``loss``, ``reconstruction`` (:math:`\mathbb{E}\,c(x, G(z))`),
+            dict of scalars: ``loss``, ``reconstruction`` ($\mathbb{E}\,c(x, G(z))$),
             ``tc`` and ``dimwise_kl`` (the estimates, unweighted) and, for MWS/MSS,
             ``mutual_info`` (the index-code mutual information, detached: logged, not
             penalised).
@@ -258,7 +258,7 @@ class TCWAE(OTAutoencoder):
     def critic_losses(self, x: Tensor) -> dict[str, Tensor]:
         r"""The two discriminators' objective (TCWAE-GAN only).
 
-        Codes :math:`z \sim q(z \mid x)` are drawn without a graph; the TC discriminator
+        Codes $z \sim q(z \mid x)$ are drawn without a graph; the TC discriminator
         tells them from ``permute_dims(z)``, the dimension-wise one tells ``permute_dims(z)``
         from prior samples. ``loss`` is the sum of the two cross-entropies
         (``tc_discriminator``, ``dimwise_discriminator``); it reaches only the

@@ -2,19 +2,19 @@ r"""Wasserstein autoencoder (WAE, Tolstikhin et al., ICLR 2018).
 
 WAE minimises a relaxation of the optimal-transport cost between the data and the model,
 
-.. math::
+$$
+\min_{Q(z | x),\, G}\; \mathbb{E}_{P_X} \mathbb{E}_{Q(z | x)}\, c(x, G(z))
+    + \lambda\, \mathcal{D}_Z(Q_Z, P_Z),
+$$
 
-    \min_{Q(z | x),\, G}\; \mathbb{E}_{P_X} \mathbb{E}_{Q(z | x)}\, c(x, G(z))
-        + \lambda\, \mathcal{D}_Z(Q_Z, P_Z),
+with $c(x, y) = \lVert x - y \rVert_2^2$, $Q_Z$ the aggregated posterior and
+$P_Z$ the prior. Two penalties $\mathcal{D}_Z$:
 
-with :math:`c(x, y) = \lVert x - y \rVert_2^2`, :math:`Q_Z` the aggregated posterior and
-:math:`P_Z` the prior. Two penalties :math:`\mathcal{D}_Z`:
-
-- **WAE-MMD**: the squared MMD with the multi-scale IMQ kernel (:class:`otloss.MMD`),
+- **WAE-MMD**: the squared MMD with the multi-scale IMQ kernel (`otloss.MMD`),
   unbiased over the batch;
 - **WAE-GAN**: the Jensen-Shannon divergence estimated by a latent discriminator
-  :math:`D(z)` (prior codes "real", encoded codes "fake"); the encoder minimises
-  :math:`-\log D(\tilde z)` (the non-saturating GAN loss of the paper's Algorithm 1).
+  $D(z)$ (prior codes "real", encoded codes "fake"); the encoder minimises
+  $-\log D(\tilde z)$ (the non-saturating GAN loss of the paper's Algorithm 1).
 """
 
 from __future__ import annotations
@@ -50,33 +50,33 @@ _DISCRIMINATOR_HIDDEN = (512, 512, 512, 512)
 
 
 class WAE(OTAutoencoder):
-    r"""Wasserstein autoencoder: :math:`\mathbb{E}\lVert x - G(z)\rVert^2 + \lambda
-    \mathcal{D}_Z(Q_Z, P_Z)`, with an MMD (WAE-MMD) or a latent discriminator (WAE-GAN).
+    r"""Wasserstein autoencoder: $\mathbb{E}\lVert x - G(z)\rVert^2 + \lambda
+    \mathcal{D}_Z(Q_Z, P_Z)$, with an MMD (WAE-MMD) or a latent discriminator (WAE-GAN).
 
     The encoder is deterministic by default, as in the paper's experiments; with
     ``stochastic_encoder=True`` it outputs a diagonal Gaussian, sampled with the
-    reparameterisation trick. Defaults: :math:`\lambda = 10` for MMD and 1 for GAN,
-    :math:`L = 8` (the paper's MNIST settings), Adam at :math:`10^{-3}` (generator) and
-    :math:`5 \cdot 10^{-4}` (discriminator) in :attr:`training_defaults`.
+    reparameterisation trick. Defaults: $\lambda = 10$ for MMD and 1 for GAN,
+    $L = 8$ (the paper's MNIST settings), Adam at $10^{-3}$ (generator) and
+    $5 \cdot 10^{-4}$ (discriminator) in `training_defaults`.
 
-    **WAE-MMD** uses :class:`otloss.MMD` (IMQ, scales ``(0.1, ..., 10)`` of
-    :math:`c_0 = 2L`, which assumes a unit-variance prior; pass ``mmd=MMD(bandwidth=...)``
+    **WAE-MMD** uses `otloss.MMD` (IMQ, scales ``(0.1, ..., 10)`` of
+    $c_0 = 2L$, which assumes a unit-variance prior; pass ``mmd=MMD(bandwidth=...)``
     for another prior scale). Its unbiased estimate can be slightly negative.
 
-    **WAE-GAN** adds a discriminator :math:`D` (an MLP with 4 hidden layers of 512 units,
-    one logit). :meth:`critic_losses` trains it with the cross-entropy
-    :math:`-\log D(z_p) - \log(1 - D(\tilde z))` on detached codes; :meth:`losses`
-    charges the encoder :math:`\lambda\,\mathbb{E}[-\log D(\tilde z)]` with the
+    **WAE-GAN** adds a discriminator $D$ (an MLP with 4 hidden layers of 512 units,
+    one logit). `critic_losses` trains it with the cross-entropy
+    $-\log D(z_p) - \log(1 - D(\tilde z))$ on detached codes; `losses`
+    charges the encoder $\lambda\,\mathbb{E}[-\log D(\tilde z)]$ with the
     discriminator frozen. (The paper's Algorithm 1 also multiplies the discriminator's
-    loss by :math:`\lambda`; that only rescales its step, which Adam undoes.) The methods
-    :meth:`critic_losses` and :meth:`critic_parameters` exist only for
+    loss by $\lambda$; that only rescales its step, which Adam undoes.) The methods
+    `critic_losses` and `critic_parameters` exist only for
     ``regularizer="gan"``.
 
     Args:
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
-        latent_dim: :math:`L`.
+        latent_dim: $L$.
         regularizer: ``"mmd"`` or ``"gan"``.
-        lambda_z: :math:`\lambda`; ``None`` takes 10 (MMD) or 1 (GAN).
+        lambda_z: $\lambda$; ``None`` takes 10 (MMD) or 1 (GAN).
         prior: a prior module (``rsample``, ``latent_dim``); default N(0, I).
         stochastic_encoder: Gaussian encoder instead of a deterministic one.
         mmd: the MMD module for ``regularizer="mmd"`` (default ``MMD(kernel="imq")``).
@@ -89,7 +89,7 @@ class WAE(OTAutoencoder):
     Shape:
         - x: ``(N, *data_shape)``, ``N >= 2`` for the unbiased MMD.
 
-    Example:
+    Examples:
         >>> model = WAE((1, 28, 28))                 # WAE-MMD
         >>> model.losses(torch.rand(32, 1, 28, 28))["loss"].backward()
     """
@@ -150,7 +150,7 @@ class WAE(OTAutoencoder):
             )
 
     def _codes(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The encoder's deterministic code (or mean) and a sample of :math:`Q(z | x)`."""
+        """The encoder's deterministic code (or mean) and a sample of $Q(z | x)$."""
         out = self.encoder(self.check_data(x))
         if out.dim() != 2 or out.shape[1] != self.code_features:
             raise ValueError(
@@ -180,9 +180,9 @@ class WAE(OTAutoencoder):
         r"""The WAE objective and its terms on one batch.
 
         Returns:
-            dict of scalars: ``loss``, ``reconstruction`` (:math:`\mathbb{E}\lVert x -
-            G(z)\rVert^2`) and ``mmd`` (the squared MMD) or ``gan`` (:math:`\mathbb{E}[-\log
-            D(\tilde z)]`), unweighted.
+            dict of scalars: ``loss``, ``reconstruction`` ($\mathbb{E}\lVert x -
+            G(z)\rVert^2$) and ``mmd`` (the squared MMD) or ``gan`` ($\mathbb{E}[-\log
+            D(\tilde z)]$), unweighted.
         """
         x = self.check_data(x)
         _, z = self._codes(x)
@@ -197,8 +197,8 @@ class WAE(OTAutoencoder):
 
     @critic_method
     def critic_losses(self, x: Tensor) -> dict[str, Tensor]:
-        r"""WAE-GAN's discriminator objective: ``loss`` = :math:`\mathbb{E}[-\log D(z_p)]
-        + \mathbb{E}[-\log(1 - D(\tilde z))]` on codes drawn without a graph, and
+        r"""WAE-GAN's discriminator objective: ``loss`` = $\mathbb{E}[-\log D(z_p)]
+        + \mathbb{E}[-\log(1 - D(\tilde z))]$ on codes drawn without a graph, and
         ``accuracy`` (fraction of codes classified correctly, detached)."""
         with torch.no_grad():
             _, z_q = self._codes(x)

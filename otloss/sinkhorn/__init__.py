@@ -1,9 +1,9 @@
 """Sinkhorn divergences: the public functional and module, the solver and its costs.
 
-- :mod:`otloss.sinkhorn._divergence`: :func:`sinkhorn_divergence`, :class:`SinkhornDivergence`
+- `otloss.sinkhorn._divergence`: `sinkhorn_divergence`, `SinkhornDivergence`
   (validation, dual value, envelope-theorem gradients);
-- :mod:`otloss.sinkhorn._solver`: the annealed log-domain Sinkhorn loop;
-- :mod:`otloss.sinkhorn._geometry`: dense or blocked costs and the soft c-transform on them.
+- `otloss.sinkhorn._solver`: the annealed log-domain Sinkhorn loop;
+- `otloss.sinkhorn._geometry`: dense or blocked costs and the soft c-transform on them.
 """
 
 from otloss.sinkhorn._divergence import (

@@ -1,18 +1,21 @@
 r"""Sinkhorn divergence between point clouds: log-domain, annealed, converged when asked.
 
-.. math::
-    \text{OT}_\varepsilon(\alpha, \beta) = \min_{\pi \ge 0} \langle \pi, C \rangle
-        + \varepsilon\, \text{KL}(\pi \,|\, \alpha \otimes \beta)
-        = \max_{f, g} \langle \alpha, f \rangle + \langle \beta, g \rangle
-        - \varepsilon \langle \alpha \otimes \beta, e^{(f \oplus g - C)/\varepsilon} - 1 \rangle,
+$$
+\text{OT}_\varepsilon(\alpha, \beta) = \min_{\pi \ge 0} \langle \pi, C \rangle
+    + \varepsilon\, \text{KL}(\pi \,|\, \alpha \otimes \beta)
+    = \max_{f, g} \langle \alpha, f \rangle + \langle \beta, g \rangle
+    - \varepsilon \langle \alpha \otimes \beta, e^{(f \oplus g - C)/\varepsilon} - 1 \rangle,
+$$
 
-    S_\varepsilon(\alpha, \beta) = \text{OT}_\varepsilon(\alpha, \beta)
-        - \tfrac12 \text{OT}_\varepsilon(\alpha, \alpha)
-        - \tfrac12 \text{OT}_\varepsilon(\beta, \beta),
+$$
+S_\varepsilon(\alpha, \beta) = \text{OT}_\varepsilon(\alpha, \beta)
+    - \tfrac12 \text{OT}_\varepsilon(\alpha, \alpha)
+    - \tfrac12 \text{OT}_\varepsilon(\beta, \beta),
+$$
 
-with :math:`C(x, y) = |x - y|^p / p` and :math:`\varepsilon = \text{blur}^p`, as in
+with $C(x, y) = |x - y|^p / p$ and $\varepsilon = \text{blur}^p$, as in
 GeomLoss's ``SamplesLoss("sinkhorn")``. The solver lives in
-:mod:`otloss.sinkhorn._solver`, the costs in :mod:`otloss.sinkhorn._geometry`; this
+`otloss.sinkhorn._solver`, the costs in `otloss.sinkhorn._geometry`; this
 module validates inputs, evaluates the dual value and its envelope-theorem gradients.
 """
 
@@ -77,7 +80,7 @@ BACKENDS = ("auto", "tensorized", "blocked")
 
 
 class SinkhornOutput(NamedTuple):
-    """What :func:`sinkhorn_divergence` returns with ``potentials=True``.
+    """What `sinkhorn_divergence` returns with ``potentials=True``.
 
     Attributes:
         value: the divergence, ``()`` or ``(B,)``, differentiable.
@@ -241,8 +244,8 @@ def _dual_value(
 
     With ``f_aa, g_bb`` (debiased) the self terms are subtracted. Unbalanced (Séjourné et
     al. 2019, Prop. 12), for normalised weights:
-    :math:`\text{OT} = (\rho + \varepsilon/2)(\langle a, 1 - e^{-f/\rho} \rangle
-    + \langle b, 1 - e^{-g/\rho} \rangle)`.
+    $\text{OT} = (\rho + \varepsilon/2)(\langle a, 1 - e^{-f/\rho} \rangle
+    + \langle b, 1 - e^{-g/\rho} \rangle)$.
     """
     debias = f_aa is not None
     if rho is None:
@@ -297,21 +300,22 @@ def sinkhorn_divergence(
 ) -> Tensor | SinkhornOutput:
     r"""Debiased Sinkhorn divergence (or entropic OT cost) between weighted point clouds.
 
-    .. math::
-        S_\varepsilon(\alpha, \beta) = \text{OT}_\varepsilon(\alpha, \beta)
-        - \tfrac12 \text{OT}_\varepsilon(\alpha, \alpha)
-        - \tfrac12 \text{OT}_\varepsilon(\beta, \beta),
-        \qquad
-        \text{OT}_\varepsilon(\alpha, \beta) = \langle a, f \rangle + \langle b, g \rangle,
+    $$
+    S_\varepsilon(\alpha, \beta) = \text{OT}_\varepsilon(\alpha, \beta)
+    - \tfrac12 \text{OT}_\varepsilon(\alpha, \alpha)
+    - \tfrac12 \text{OT}_\varepsilon(\beta, \beta),
+    \qquad
+    \text{OT}_\varepsilon(\alpha, \beta) = \langle a, f \rangle + \langle b, g \rangle,
+    $$
 
-    the dual value of entropic OT with cost :math:`C(x, y) = |x - y|^p / p` and
-    regularisation :math:`\varepsilon\,\text{KL}(\pi \,|\, a \otimes b)`,
-    :math:`\varepsilon = \text{blur}^p` (absolute, in cost units). ``debias=False``
-    returns :math:`\text{OT}_\varepsilon(\alpha, \beta)` itself, which is biased: it is
-    not 0 for :math:`\alpha = \beta` and overestimates :math:`W_p^p / p` by about
-    :math:`\varepsilon \log` (number of points). The debiased divergence is non-negative,
-    zero iff :math:`\alpha = \beta` (p = 2 and other positive kernels), and differs from
-    :math:`W_p^p / p` by :math:`O(\varepsilon^2)` for smooth measures (plus the sampling
+    the dual value of entropic OT with cost $C(x, y) = |x - y|^p / p$ and
+    regularisation $\varepsilon\,\text{KL}(\pi \,|\, a \otimes b)$,
+    $\varepsilon = \text{blur}^p$ (absolute, in cost units). ``debias=False``
+    returns $\text{OT}_\varepsilon(\alpha, \beta)$ itself, which is biased: it is
+    not 0 for $\alpha = \beta$ and overestimates $W_p^p / p$ by about
+    $\varepsilon \log$ (number of points). The debiased divergence is non-negative,
+    zero iff $\alpha = \beta$ (p = 2 and other positive kernels), and differs from
+    $W_p^p / p$ by $O(\varepsilon^2)$ for smooth measures (plus the sampling
     bias of the clouds themselves).
 
     Potentials come from the log-domain symmetric Sinkhorn loop with epsilon annealing
@@ -322,7 +326,7 @@ def sinkhorn_divergence(
     value is GeomLoss's ``SamplesLoss("sinkhorn", p, blur, reach, scaling, debias)``
     (same iterations), which is not converged at small blur (several percent low at
     blur 0.1). A test that does not hold within ``max_iter`` updates gives a
-    :class:`SinkhornConvergenceWarning` (once per call) and ``converged=False``.
+    `SinkhornConvergenceWarning` (once per call) and ``converged=False``.
 
     Gradients w.r.t. ``x``, ``y`` and the weights follow from the envelope theorem
     (no backpropagation through the loop: memory does not depend on the iterations;
@@ -339,7 +343,7 @@ def sinkhorn_divergence(
         x_weights: non-negative weights ``(N,)`` / ``(B, N)`` summing to 1; zeros act as
             padding (the value is that of the cloud without those points). Default uniform.
         y_weights: the same for ``y``.
-        p: exponent of the cost :math:`|x - y|^p / p`, 1 or 2; also ``eps = blur^p`` and
+        p: exponent of the cost $|x - y|^p / p$, 1 or 2; also ``eps = blur^p`` and
             the schedule use it when a custom ``cost`` is given.
         blur: target length scale, ``eps = blur^p`` (> 0).
         scaling: blur ratio between annealing steps, in (0, 1).
@@ -356,20 +360,20 @@ def sinkhorn_divergence(
         backend: ``"tensorized"`` (dense cost matrices), ``"blocked"`` (tiles recomputed
             on the fly, memory O(N + M)), or ``"auto"`` (blocked above 2^25 cost entries).
         cost: custom cost ``cost(x (B, N, D), y (B, M, D)) -> (B, N, M)``, differentiable
-            in its first argument and symmetric (it replaces :math:`|x - y|^p / p`).
+            in its first argument and symmetric (it replaces $|x - y|^p / p$).
         potentials: also return the potentials, iterations, marginal error and whether
             the stopping tests held.
 
     Returns:
         The divergence, a scalar or ``(B,)`` in the input dtype; a
-        :class:`SinkhornOutput` when ``potentials=True``.
+        `SinkhornOutput` when ``potentials=True``.
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
         - x_weights: ``(N,)`` or ``(B, N)``; y_weights: ``(M,)`` or ``(B, M)``
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> x, y = torch.randn(100, 3), torch.randn(80, 3) + 0.5
         >>> loss = sinkhorn_divergence(x, y, blur=0.05)
     """
@@ -464,14 +468,14 @@ def _config(
 
 
 class SinkhornDivergence(nn.Module):
-    r"""Sinkhorn divergence :math:`S_\varepsilon` between point clouds (module form).
+    r"""Sinkhorn divergence $S_\varepsilon$ between point clouds (module form).
 
-    Holds the configuration of :func:`sinkhorn_divergence` (see there for the math,
+    Holds the configuration of `sinkhorn_divergence` (see there for the math,
     conventions, bias and stopping tests), validated at construction, and applies it in
-    :meth:`forward`.
+    `forward`.
 
     Args:
-        p: exponent of the cost :math:`|x - y|^p / p` (1 or 2).
+        p: exponent of the cost $|x - y|^p / p$ (1 or 2).
         blur: target length scale, ``eps = blur^p``.
         scaling: blur ratio between annealing steps, in (0, 1).
         debias: Sinkhorn divergence (True) or entropic OT cost (False).
@@ -483,14 +487,14 @@ class SinkhornDivergence(nn.Module):
         max_iter: cap on the total number of updates.
         backend: ``"auto"``, ``"tensorized"`` or ``"blocked"``.
         cost: optional custom cost ``(B, N, D) x (B, M, D) -> (B, N, M)``.
-        potentials: :meth:`forward` returns a :class:`SinkhornOutput` (value, potentials,
+        potentials: `forward` returns a `SinkhornOutput` (value, potentials,
             iterations, marginal error, convergence) instead of the value alone.
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
         - output: ``()`` or ``(B,)``
 
-    Example:
+    Examples:
         >>> loss_fn = SinkhornDivergence(blur=0.05)
         >>> loss = loss_fn(torch.randn(64, 2), torch.randn(32, 2))
     """

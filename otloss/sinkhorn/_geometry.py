@@ -1,11 +1,11 @@
 """Ground costs for the Sinkhorn solver and the soft c-transform computed on them.
 
-A :class:`CostGeometry` is the cost ``C(x_i, y_j)`` between two batched point clouds
+A `CostGeometry` is the cost ``C(x_i, y_j)`` between two batched point clouds
 ``x (B, N, D)`` and ``y (B, M, D)``, either stored as a dense ``(B, N, M)`` matrix
 (``blocked=False``, "tensorized") or recomputed tile by tile from the points
 (``blocked=True``: memory ``O(B * tile)``, never an ``N x M`` matrix). The solver in
-:mod:`otloss.sinkhorn._solver` only calls :meth:`CostGeometry.softmin` and the
-envelope-theorem gradient :meth:`CostGeometry.transport_gradient`, so both backends
+`otloss.sinkhorn._solver` only calls `CostGeometry.softmin` and the
+envelope-theorem gradient `CostGeometry.transport_gradient`, so both backends
 share one solver, as in GeomLoss and OTT-JAX.
 
 Every log-sum-exp runs over row tiles that stay in cache: one fused ``h - C / eps``
@@ -51,7 +51,7 @@ _PLAN_FLOOR = {torch.float32: -60.0, torch.float64: -600.0}
 
 
 def ground_cost(x: Tensor, y: Tensor, p: int, cost: CostFunction | None) -> Tensor:
-    r"""Dense cost matrix: ``cost(x, y)``, or :math:`|x_i - y_j|^p / p` for ``p`` in {1, 2}.
+    r"""Dense cost matrix: ``cost(x, y)``, or $|x_i - y_j|^p / p$ for ``p`` in {1, 2}.
 
     Shape: x ``(B, N, D)``, y ``(B, M, D)`` -> ``(B, N, M)``.
     """
@@ -67,7 +67,7 @@ class CostGeometry:
     Args:
         x ((B, N, D) Tensor): first point cloud (detached; computing dtype).
         y ((B, M, D) Tensor): second point cloud.
-        p (int): exponent of the default cost :math:`|x - y|^p / p` (1 or 2).
+        p (int): exponent of the default cost $|x - y|^p / p$ (1 or 2).
         cost (callable, optional): user cost replacing the default one.
         blocked (bool): recompute tiles instead of storing the ``(B, N, M)`` matrix.
         symmetric (bool): ``y`` is ``x`` (the self-transport problems of the debiased
@@ -162,7 +162,7 @@ class CostGeometry:
     # -- what the solver uses ------------------------------------------------------------
 
     def log_partition(self, eps: Tensor, h: Tensor) -> Tensor:
-        r"""Row log-sum-exps :math:`\log \sum_j \exp(h_j - C_{ij}/\varepsilon)`.
+        r"""Row log-sum-exps $\log \sum_j \exp(h_j - C_{ij}/\varepsilon)$.
 
         Args:
             eps ((B,) Tensor): temperature per batch item.
@@ -189,9 +189,9 @@ class CostGeometry:
         return out
 
     def softmin(self, eps: Tensor, h: Tensor) -> Tensor:
-        r"""Soft c-transform :math:`f_i = -\varepsilon \log \sum_j \exp(h_j - C_{ij}/\varepsilon)`.
+        r"""Soft c-transform $f_i = -\varepsilon \log \sum_j \exp(h_j - C_{ij}/\varepsilon)$.
 
-        Shapes as :meth:`log_partition`; returns the ``(B, N)`` potential on ``x``.
+        Shapes as `log_partition`; returns the ``(B, N)`` potential on ``x``.
         """
         return self.log_partition(eps, h).mul_(-eps[:, None])
 
@@ -200,7 +200,7 @@ class CostGeometry:
     ) -> Iterator[tuple[int, int, Tensor]]:
         r"""Yield ``(start, stop, w)``: tiles of the row-normalised plan, in a reused buffer.
 
-        :math:`w_{ij} = \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)` for rows
+        $w_{ij} = \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)$ for rows
         ``start:stop``, ``(B, stop - start, M)``, with every entry below
         ``exp(_PLAN_FLOOR)`` an exact zero: no subnormal number is produced.
         """
@@ -218,9 +218,9 @@ class CostGeometry:
             yield start, stop, w.exp_()
 
     def transport_gradient(self, eps: Tensor, h: Tensor, lse: Tensor, mass: Tensor) -> Tensor:
-        r"""Gradient in ``x`` of :math:`\langle \pi, C(x, y) \rangle`, ``y`` held fixed.
+        r"""Gradient in ``x`` of $\langle \pi, C(x, y) \rangle$, ``y`` held fixed.
 
-        The plan is :math:`\pi_{ij} = \text{mass}_i \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)`
+        The plan is $\pi_{ij} = \text{mass}_i \exp(h_j - C_{ij}/\varepsilon - \text{lse}_i)$
         with ``lse = log_partition(eps, h)`` (saved by the forward pass): the plan of the
         final soft c-transform, whose row sums are ``mass``. By the envelope theorem this
         is the gradient of the transport value. Normalised entries below

@@ -1,25 +1,25 @@
 """The log-domain, symmetric Sinkhorn loop with epsilon annealing and a safe refinement.
 
-Written once against :class:`otloss.sinkhorn._geometry.CostGeometry` (dense or blocked
+Written once against `otloss.sinkhorn._geometry.CostGeometry` (dense or blocked
 costs). The algorithm is Algorithm 3.5 of J. Feydy's thesis ("Geometric data analysis,
 beyond convolutions", 2020), the one GeomLoss runs, followed by an optional refinement
 at the final temperature:
 
-1. :func:`epsilon_schedule`: temperatures from ``diameter^p`` down to ``blur^p``,
+1. `epsilon_schedule`: temperatures from ``diameter^p`` down to ``blur^p``,
    divided by ``scaling^p`` at each step;
 2. at each temperature one *symmetric* update of every potential,
    ``f <- (f + T(g)) / 2``, ``g <- (g + T(f)) / 2`` (and ``f_aa <- (f_aa + T(f_aa)) / 2``
    for the self-transport problems of the debiased divergence);
 3. when a stopping test is given (``tol`` on the marginals, ``rtol`` on the value), the
-   annealing takes alternating updates instead, over-relaxed by :func:`relaxed_update`
+   annealing takes alternating updates instead, over-relaxed by `relaxed_update`
    (``f <- f + omega (T(g) - f)`` with a per-coordinate safeguard that keeps every update
    a dual ascent, so it converges whenever plain Sinkhorn does), the self-transport
    problems following a coarser schedule; then, at the final temperature, the same
    updates run until the tests hold (or ``max_iter``), with ``omega`` set from the
-   convergence rate they measure (:func:`optimal_overrelaxation`), the self-transport
+   convergence rate they measure (`optimal_overrelaxation`), the self-transport
    problems stopping once converged;
 4. one last full update ``f = T(g), g = T(f)`` whose plans give the envelope-theorem
-   gradients (see :mod:`otloss.sinkhorn._divergence`); its log-partitions are kept, so
+   gradients (see `otloss.sinkhorn._divergence`); its log-partitions are kept, so
    the backward pass rebuilds the plans without another reduction.
 
 Everything runs without autograd; the only host synchronisations are the stopping
@@ -65,7 +65,7 @@ _SELF_EPS_RATIO = 0.25
 _MAX_OVERRELAXATION = 1.95
 #: Fraction of the plain update's dual ascent an over-relaxed coordinate must keep.
 _MIN_ASCENT = 0.05
-#: Iterations per window of the value test (see :func:`_value_settled`).
+#: Iterations per window of the value test (see `_value_settled`).
 _VALUE_WINDOW = 10
 #: Contraction per window above which the value test does not trust its extrapolation.
 _MAX_WINDOW_RATE = 0.95
@@ -80,13 +80,14 @@ class NonFiniteSinkhornError(ValueError):
 def epsilon_schedule(p: float, diameter: float, blur: float, scaling: float) -> list[float]:
     r"""Temperatures of the epsilon-annealing heuristic, GeomLoss's schedule.
 
-    :math:`\varepsilon` starts at :math:`\text{diameter}^p` (where the soft c-transform
+    $\varepsilon$ starts at $\text{diameter}^p$ (where the soft c-transform
     is almost a plain average, so any initial potential is good), is multiplied by
-    :math:`\text{scaling}^p` at every step and ends at :math:`\text{blur}^p`:
+    $\text{scaling}^p$ at every step and ends at $\text{blur}^p$:
 
-    .. math::
-        [d^p] + [e^{t} \text{ for } t \text{ in arange}(p \log d, p \log \text{blur},
-        p \log \text{scaling})] + [\text{blur}^p].
+    $$
+    [d^p] + [e^{t} \text{ for } t \text{ in arange}(p \log d, p \log \text{blur},
+    p \log \text{scaling})] + [\text{blur}^p].
+    $$
 
     The first value appears twice (initialisation, then the first update), as in
     GeomLoss, so that ``tol=None`` reproduces its iterations exactly. A diameter below
@@ -137,10 +138,10 @@ class SinkhornPotentials:
 
 
 def _violation(w: Tensor, u: Tensor) -> Tensor:
-    r"""L1 marginal violation :math:`\sum_i w_i |e^{u_i} - 1|` per item, ``u = (f - T(g)) / eps``.
+    r"""L1 marginal violation $\sum_i w_i |e^{u_i} - 1|$ per item, ``u = (f - T(g)) / eps``.
 
-    For the plan of ``(f, g)`` the marginal on the ``x`` side is :math:`w_i e^{u_i}`, so
-    this is exactly :math:`\| \pi 1 - w \|_1` (balanced case) at no extra cost.
+    For the plan of ``(f, g)`` the marginal on the ``x`` side is $w_i e^{u_i}$, so
+    this is exactly $\| \pi 1 - w \|_1$ (balanced case) at no extra cost.
     """
     return (w * u.clamp_max(_MAX_LOG_RATIO).expm1().abs()).sum(-1)
 
@@ -155,12 +156,12 @@ def relaxed_update(f: Tensor, target: Tensor, eps: Tensor, omega: Tensor) -> Ten
     r"""Over-relaxed update ``f + omega (T - f)`` where it is a safe dual ascent, ``T`` elsewhere.
 
     The balanced entropic dual is separable in ``f`` given ``g``: coordinate ``i``
-    contributes :math:`a_i \varepsilon\, \psi(u_i)` with :math:`\psi(u) = u - e^u` and
-    :math:`u_i = (f_i - T(g)_i)/\varepsilon`, maximal at ``u = 0`` (the plain update).
-    Over-relaxation moves to :math:`u' = (1 - \omega) u`, which can lose dual value when
-    :math:`u \ll 0` (an overshoot of ``exp``) -- the divergence of a fixed ``omega`` on
+    contributes $a_i \varepsilon\, \psi(u_i)$ with $\psi(u) = u - e^u$ and
+    $u_i = (f_i - T(g)_i)/\varepsilon$, maximal at ``u = 0`` (the plain update).
+    Over-relaxation moves to $u' = (1 - \omega) u$, which can lose dual value when
+    $u \ll 0$ (an overshoot of ``exp``) -- the divergence of a fixed ``omega`` on
     weights spanning many orders of magnitude. Each coordinate keeps ``omega`` only if
-    :math:`\psi(u') - \psi(u) \ge \delta\,(\psi(0) - \psi(u))` (``delta = _MIN_ASCENT``),
+    $\psi(u') - \psi(u) \ge \delta\,(\psi(0) - \psi(u))$ (``delta = _MIN_ASCENT``),
     i.e. it keeps a fixed fraction of the plain update's ascent; otherwise it takes the
     plain update. Every refinement step thus increases the dual at least ``delta``
     times as much as plain Sinkhorn, so it converges whenever plain Sinkhorn does (the
@@ -189,14 +190,14 @@ def optimal_overrelaxation(errors: list[Tensor], omega: Tensor) -> Tensor:
     r"""Over-relaxation for the convergence rate observed in ``errors`` under ``omega``.
 
     For the linearised alternating iteration (two blocks, Young's SOR theory), plain
-    Sinkhorn contracts by :math:`\theta` per iteration, the optimal relaxation is
-    :math:`\omega^\star = 2 / (1 + \sqrt{1 - \theta})`, and below it the rate
-    :math:`\lambda` of :math:`\omega` obeys
-    :math:`(\lambda + \omega - 1)^2 = \lambda \omega^2 \theta`
+    Sinkhorn contracts by $\theta$ per iteration, the optimal relaxation is
+    $\omega^\star = 2 / (1 + \sqrt{1 - \theta})$, and below it the rate
+    $\lambda$ of $\omega$ obeys
+    $(\lambda + \omega - 1)^2 = \lambda \omega^2 \theta$
     (Lehmann, von Renesse, Sambale, Uschmajew, "A note on overrelaxation in the Sinkhorn
     algorithm", 2021). So the rate measured over the iterations in ``errors`` (marginal
-    violations, one per iteration) gives :math:`\theta`, hence :math:`\omega^\star`;
-    a rate at or below :math:`\omega - 1` means ``omega`` is already past the optimum
+    violations, one per iteration) gives $\theta$, hence $\omega^\star$;
+    a rate at or below $\omega - 1$ means ``omega`` is already past the optimum
     and is kept. Clipped to ``[1, _MAX_OVERRELAXATION]``.
 
     Args:
@@ -236,7 +237,7 @@ def sinkhorn_loop(
         xx, yy (CostGeometry or None): ``C(x, x)`` and ``C(y, y)`` for the debiased
             divergence, ``None`` otherwise.
         a ((B, N) Tensor), b ((B, M) Tensor): non-negative weights.
-        schedules (list of lists of float): one :func:`epsilon_schedule` per item; all
+        schedules (list of lists of float): one `epsilon_schedule` per item; all
             end at the same ``blur^p``. Shorter schedules start later: until then the
             item keeps its initial potentials, so a batch computes what each item alone
             would.

@@ -2,14 +2,14 @@
 
 The package's modules, each one idea:
 
-- :mod:`otloss.train.protocol`: what a model must provide (:class:`TrainableModel`,
-  :class:`AdversarialModel`) and :func:`is_adversarial`, the one test for a critic;
-- :mod:`otloss.train.config`: :class:`TrainConfig` and the optimisers it builds;
-- :mod:`otloss.train.batches`: :class:`InfiniteBatches`, an exactly resumable data order;
-- :mod:`otloss.train.checkpoint`: random state, atomic files, checksummed checkpoints and
+- `otloss.train.protocol`: what a model must provide (`TrainableModel`,
+  `AdversarialModel`) and `is_adversarial`, the one test for a critic;
+- `otloss.train.config`: `TrainConfig` and the optimisers it builds;
+- `otloss.train.batches`: `InfiniteBatches`, an exactly resumable data order;
+- `otloss.train.checkpoint`: random state, atomic files, checksummed checkpoints and
   the names of a run folder's files;
-- :mod:`otloss.train.logs`: interval means, ``metrics.jsonl`` and the progress display;
-- :mod:`otloss.train.trainer`: :class:`Trainer`, the loop.
+- `otloss.train.logs`: interval means, ``metrics.jsonl`` and the progress display;
+- `otloss.train.trainer`: `Trainer`, the loop.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ __all__ = [
     "seed_everything",
 ]
 
-#: Old names of the protocols (they clashed with :class:`otloss.models.OTAutoencoder`).
+#: Old names of the protocols (they clashed with `otloss.models.OTAutoencoder`).
 _RENAMED = {"OTAutoencoder": "TrainableModel", "AdversarialOTAutoencoder": "AdversarialModel"}
 
 

@@ -1,4 +1,4 @@
-"""Batches that resume exactly: :class:`InfiniteBatches`, and cycling a user's iterable."""
+"""Batches that resume exactly: `InfiniteBatches`, and cycling a user's iterable."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class InfiniteBatches:
     ``torch.Generator`` seeded with ``(seed, e)`` and drops the last incomplete batch, so
     every batch has ``batch_size`` samples (estimators such as GW and unbiased MMD depend
     on the batch size). The whole state is ``(seed, epoch, position)``: saving and
-    restoring it with :meth:`state_dict` / :meth:`load_state_dict` reproduces the batch
+    restoring it with `state_dict` / `load_state_dict` reproduces the batch
     order exactly, with or without worker processes.
 
     Args:

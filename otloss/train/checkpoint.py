@@ -1,7 +1,7 @@
 """Random state and checkpoint files: atomic writes, an integrity checksum, a fallback.
 
-The run folder's file names are defined here, once (:data:`CHECKPOINT`,
-:func:`previous_checkpoint`, :data:`METRICS`, :data:`MODEL_CONFIG`).
+The run folder's file names are defined here, once (`CHECKPOINT`,
+`previous_checkpoint`, `METRICS`, `MODEL_CONFIG`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CHECKSUM = "sha256"
 
 
 def previous_checkpoint(path: str | os.PathLike) -> Path:
-    """The copy that :func:`save_checkpoint` keeps of the file it replaces."""
+    """The copy that `save_checkpoint` keeps of the file it replaces."""
     path = Path(path)
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
@@ -87,7 +87,7 @@ def rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Restore what :func:`rng_state` recorded."""
+    """Restore what `rng_state` recorded."""
     torch.set_rng_state(state["torch"])
     kind, key, pos, has_gauss, cached = state["numpy"]
     key = key.numpy().astype(np.uint32)
@@ -141,7 +141,7 @@ def atomic_write(
 
 
 def remove_stale_temporary_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that :func:`atomic_write` left in ``folder`` when a
+    """Delete the temporary files that `atomic_write` left in ``folder`` when a
     process was killed mid-write (regular files named ``.<name>.<random>.tmp``); returns
     them. Links and other files are left alone."""
     stale = [p for p in Path(folder).glob(".*.*.tmp") if p.is_file() and not p.is_symlink()]
@@ -160,7 +160,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def write_json(path: str | os.PathLike, value: Any) -> Path:
-    """``value`` as indented JSON in ``path``, written with :func:`atomic_write`."""
+    """``value`` as indented JSON in ``path``, written with `atomic_write`."""
     text = json.dumps(value, indent=2, sort_keys=True) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
@@ -207,13 +207,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` with its checksum atomically to ``path``, keeping the file it
     replaces as ``*.prev.pt``.
 
-    The file holds ``state`` plus ``"sha256"``, the :func:`checkpoint_digest` of the
-    rest, which :func:`load_checkpoint` verifies (``state`` itself is not modified). It
-    is serialised into a temporary file of the same folder (see :func:`atomic_write`),
+    The file holds ``state`` plus ``"sha256"``, the `checkpoint_digest` of the
+    rest, which `load_checkpoint` verifies (``state`` itself is not modified). It
+    is serialised into a temporary file of the same folder (see `atomic_write`),
     then the current checkpoint is renamed to ``checkpoint.prev.pt`` and the new one
     renamed into place (``os.replace`` is atomic). A crash at any point leaves at least
     one complete checkpoint that
-    :func:`load_checkpoint` finds.
+    `load_checkpoint` finds.
     """
     path = Path(path)
     state = {**state, CHECKSUM: checkpoint_digest(state)}
@@ -270,7 +270,7 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :class:`~otloss.train.Trainer` (a run folder or a
+    """Read a checkpoint written by `Trainer` (a run folder or a
     ``.pt`` path).
 
     A missing, truncated or corrupt ``checkpoint.pt`` (one that does not load, or whose
@@ -280,7 +280,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         The checkpoint dict: ``model`` (state dict), ``optimizers`` (``"generator"`` and,
         for adversarial models, ``"critic"``), ``step``, ``rng``, ``data``, ``metrics``,
-        ``config`` (a :class:`~otloss.train.TrainConfig` as a dict), ``model_config``
+        ``config`` (a `TrainConfig` as a dict), ``model_config``
         (the model's constructor arguments, or ``None``), ``elapsed``, ``otloss_version``
         and ``sha256``.
 

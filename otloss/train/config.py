@@ -1,4 +1,4 @@
-"""A run's hyper-parameters (:class:`TrainConfig`), its optimisers and its device."""
+"""A run's hyper-parameters (`TrainConfig`), its optimisers and its device."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ class TrainConfig:
     lr=4e-4, eps=8e-4`` and, for its discriminator, ``critic_lr=1e-4,
     critic_betas=(0.5, 0.9)``; WAE uses Adam at ``1e-3``.
 
-    On resume, the fields in :data:`RESUMABLE_FIELDS` (learning rates, gradient clipping,
-    log and checkpoint intervals) and :data:`RUNTIME_FIELDS` take this configuration's
+    On resume, the fields in `RESUMABLE_FIELDS` (learning rates, gradient clipping,
+    log and checkpoint intervals) and `RUNTIME_FIELDS` take this configuration's
     values; every other field comes from the run's checkpoint.
 
     Attributes:
@@ -123,7 +123,7 @@ RUNTIME_FIELDS = ("out_dir", "resume", "overwrite", "num_workers", "progress", "
 def make_optimizer(
     name: str, params: list[nn.Parameter], *, lr: float, betas: tuple, eps: float, wd: float
 ) -> torch.optim.Optimizer:
-    """The optimiser ``name`` (one of :data:`OPTIMIZERS`) over ``params``."""
+    """The optimiser ``name`` (one of `OPTIMIZERS`) over ``params``."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
     if name == "adamw":

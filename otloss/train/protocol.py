@@ -1,12 +1,12 @@
-"""What :class:`~otloss.train.Trainer` needs from a model, and how it asks for a critic.
+"""What `Trainer` needs from a model, and how it asks for a critic.
 
-A model trains if it follows :class:`TrainableModel` (``losses(x) -> dict``); an
+A model trains if it follows `TrainableModel` (``losses(x) -> dict``); an
 adversarial model (a critic or discriminator, e.g. GWAE's joint critic, WAE-GAN,
-TCWAE-GAN) also follows :class:`AdversarialModel`. Whether a model has a critic is
-decided one way, by :func:`is_adversarial`: it has ``critic_losses`` and
+TCWAE-GAN) also follows `AdversarialModel`. Whether a model has a critic is
+decided one way, by `is_adversarial`: it has ``critic_losses`` and
 ``critic_parameters``. The reference models whose critic is optional expose the two
-methods only on instances that have one (:func:`otloss.models.base.critic_method`), so
-their ``has_critic`` and :func:`is_adversarial` agree by construction.
+methods only on instances that have one (`otloss.models.base.critic_method`), so
+their ``has_critic`` and `is_adversarial` agree by construction.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _CRITIC_METHODS = ("critic_losses", "critic_parameters")
 
 @runtime_checkable
 class TrainableModel(Protocol):
-    """What :class:`~otloss.train.Trainer` needs from a model (an ``nn.Module``).
+    """What `Trainer` needs from a model (an ``nn.Module``).
 
     ``losses(x)`` returns a dict of scalar tensors: the total to minimise under
     ``"loss"``, and every term that makes it up (``"gw"``, ``"reconstruction"``, ...),
@@ -38,7 +38,7 @@ class TrainableModel(Protocol):
 
 @runtime_checkable
 class AdversarialModel(TrainableModel, Protocol):
-    """A :class:`TrainableModel` with a critic trained by its own optimiser.
+    """A `TrainableModel` with a critic trained by its own optimiser.
 
     ``critic_losses(x)`` returns the critic's objective under ``"loss"`` (to minimise,
     e.g. ``-(E f(real) - E f(fake)) + gradient penalty``) plus its terms;

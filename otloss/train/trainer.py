@@ -1,7 +1,7 @@
 """The training loop: alternating optimisers, logs, checkpoints, exact resume.
 
 Each generator step is preceded by ``n_critic`` critic steps, each on its own batch
-(models with a critic, see :mod:`otloss.train.protocol`). Everything that decides the
+(models with a critic, see `otloss.train.protocol`). Everything that decides the
 future of a run is checkpointed: the model, both optimisers, the step, every random
 generator (torch CPU and CUDA, numpy, Python's ``random``), the position of the data
 iterator and the unfinished log interval. So N steps straight and N/2 steps, a restart
@@ -81,7 +81,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass
 class TrainSummary:
-    """What :meth:`Trainer.fit` returns.
+    """What `Trainer.fit` returns.
 
     Attributes:
         step: steps done in total (including those before a resume).
@@ -104,8 +104,8 @@ class TrainSummary:
 
 def model_config(model: nn.Module) -> dict[str, Any] | None:
     """The model's constructor arguments (``model.config()``, see
-    :meth:`otloss.models.base.OTAutoencoder.config`), or ``None`` when it has none or
-    they are not plain values (then :func:`otloss.models.load_model` cannot rebuild it)."""
+    `otloss.models.base.OTAutoencoder.config`), or ``None`` when it has none or
+    they are not plain values (then `otloss.models.load_model` cannot rebuild it)."""
     method = getattr(model, "config", None)
     if not callable(method):
         return None
@@ -132,13 +132,13 @@ class Trainer:
     ``out_dir/metrics.jsonl`` as ``{"step": s, "loss": ..., "critic/loss": ..., "lr":
     ..., "critic/lr": ..., "elapsed": ...}`` (also to TensorBoard when installed, and to
     the progress display), ``on_log(step, metrics)`` is called, and the run stops with
-    :class:`NonFiniteLossError` if any term was NaN or infinite, naming it and the step,
+    `NonFiniteLossError` if any term was NaN or infinite, naming it and the step,
     without writing a checkpoint. Every ``checkpoint_every`` steps and at the end,
     ``out_dir/checkpoint.pt`` is written atomically (see
-    :func:`~otloss.train.save_checkpoint`) and ``on_checkpoint(step, path)`` is called. A
+    `save_checkpoint`) and ``on_checkpoint(step, path)`` is called. A
     run that is killed loses at most the steps since its last checkpoint. A fresh run
     also writes ``out_dir/model.json``, the model's constructor arguments, when it has
-    them (:func:`otloss.models.load_model` rebuilds the model from the run folder).
+    them (`otloss.models.load_model` rebuilds the model from the run folder).
 
     On resume, this trainer's ``lr``, ``critic_lr``, ``grad_clip``, ``log_every`` and
     ``checkpoint_every`` take effect (the learning rates replace the optimisers' restored
@@ -146,12 +146,12 @@ class Trainer:
 
     Args:
         model: an ``nn.Module`` following the protocol; moved to the chosen device.
-        config: a :class:`TrainConfig` (default: ``TrainConfig()``).
+        config: a `TrainConfig` (default: ``TrainConfig()``).
         on_log: called as ``on_log(step, metrics)`` after each record.
         on_checkpoint: called as ``on_checkpoint(step, path)`` after each checkpoint.
-        **overrides: :class:`TrainConfig` fields replacing those of ``config``.
+        **overrides: `TrainConfig` fields replacing those of ``config``.
 
-    Example:
+    Examples:
         >>> trainer = Trainer(model, out_dir="runs/gwae", optimizer="rmsprop", lr=1e-4,
         ...                   critic_lr=5e-5, n_critic=5, resume=True)
         >>> summary = trainer.fit(dataset, max_steps=10_000)
@@ -240,15 +240,15 @@ class Trainer:
 
         Args:
             data: a ``torch.utils.data.Dataset`` or a tensor of samples (batched by
-                :class:`~otloss.train.InfiniteBatches`, exactly resumable), an
-                :class:`~otloss.train.InfiniteBatches`, or any other iterable of batches,
+                `InfiniteBatches`, exactly resumable), an
+                `InfiniteBatches`, or any other iterable of batches,
                 such as a ``DataLoader`` or a list (cycled; its order is restored on
                 resume only if it has ``state_dict``/``load_state_dict``). A batch that
                 is a tuple or list ``(x, labels, ...)`` passes only ``x`` to the model.
             max_steps: total number of generator steps of the run.
 
         Returns:
-            A :class:`TrainSummary`.
+            A `TrainSummary`.
 
         Raises:
             NonFiniteLossError: a loss term became non-finite.
