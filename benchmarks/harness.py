@@ -36,9 +36,21 @@ def time_call(fn: Callable[[], object], *, repeats: int = 7, warmup: int = 1,
             "runs": float(len(times))}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
     """One line describing where the numbers were measured."""
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    return (f"{cpu_model()} ({platform.machine()}), {torch.get_num_threads()} threads, "
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 

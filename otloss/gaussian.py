@@ -28,7 +28,9 @@ def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     computed from ``logvar`` directly (no ``exp`` then ``log``), so tiny variances stay finite.
 
     Args:
-        z, mu, logvar: broadcastable floating tensors.
+        z: the points, a floating tensor broadcastable with ``mu`` and ``logvar``.
+        mu: the means.
+        logvar: the log-variances.
 
     Returns:
         Tensor of the broadcast shape: one log-density per coordinate (sum the last

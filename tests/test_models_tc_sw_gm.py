@@ -392,8 +392,8 @@ def test_mixture_mmd_is_the_u_statistic_over_data_points_with_a_stratified_prior
              for a in range(k) for b in range(k)) / (k * n * m)
     torch.testing.assert_close(mixture_mmd(z, probs, zp), qq + pp - 2 * qp)
     # "biased": the V-statistic between the two weighted clouds, as otloss.mmd computes it
-    flat = otloss.mmd(z.reshape(-1, dim), zp.reshape(-1, dim), "imq", 1.0, GMWAE_SCALES,
-                      "biased", x_weights=probs.reshape(-1) / n)
+    flat = otloss.mmd(z.reshape(-1, dim), zp.reshape(-1, dim), probs.reshape(-1) / n,
+                      kernel="imq", bandwidth=1.0, scales=GMWAE_SCALES, estimator="biased")
     torch.testing.assert_close(mixture_mmd(z, probs, zp, estimator="biased"), flat)
 
 
@@ -411,8 +411,9 @@ def test_mixture_mmd_is_unbiased_for_undecided_weights_unlike_the_flattened_u_st
         z = prior.rsample_per_component(n, generator=gen).transpose(0, 1)
         zp = prior.rsample_per_component(n, generator=gen).transpose(0, 1)
         ours.append(float(mixture_mmd(z, uniform, zp)))
-        flattened.append(float(otloss.mmd(z.reshape(-1, 3), zp.reshape(-1, 3), "imq", 1.0,
-                                          GMWAE_SCALES, x_weights=uniform.reshape(-1) / n)))
+        flattened.append(float(otloss.mmd(z.reshape(-1, 3), zp.reshape(-1, 3),
+                                          uniform.reshape(-1) / n, kernel="imq",
+                                          bandwidth=1.0, scales=GMWAE_SCALES)))
     ours_t, flat_t = torch.tensor(ours), torch.tensor(flattened)
     assert abs(ours_t.mean()) < 4 * ours_t.std() / draws**0.5
     assert flat_t.mean() < -4 * flat_t.std() / draws**0.5

@@ -1,5 +1,7 @@
 """Shared geometry: distances, the safe sqrt and kernels."""
 
+import math
+
 import pytest
 import torch
 
@@ -156,3 +158,17 @@ def test_kernel_registry_and_definition_are_validated(monkeypatch):
         get_kernel("cauchy")
     with pytest.raises(TypeError, match=r"otloss\.ops\.Kernel"):
         register_kernel(imq_kernel)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exponential_kernels_produce_no_subnormal_numbers(dtype):
+    # exp(-d2 / c) far below the largest term would be subnormal (~100x slower arithmetic
+    # on many CPUs); it is an exact 0 instead, and NaN still propagates.
+    d2 = torch.linspace(0, 2000, 10001, dtype=dtype)
+    tiny = torch.finfo(dtype).tiny
+    for k in (ops.rbf_kernel(d2, 1.0), ops.laplacian_kernel(d2, 0.05)):
+        assert not ((k > 0) & (k < tiny)).any() and (k == 0).any()
+    for kernel in ("rbf", "laplacian"):
+        k = ops.multiscale_kernel(d2[None], kernel, 1.0, (0.01, 1.0))
+        assert not ((k > 0) & (k < tiny)).any()
+    assert torch.isnan(ops.rbf_kernel(torch.tensor([math.nan], dtype=dtype), 1.0)).all()

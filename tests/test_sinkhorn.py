@@ -181,7 +181,8 @@ def test_memory_of_backward_does_not_grow_with_iterations():
     x, y = clouds(20, 20)
     x.requires_grad_(True)
     short = sinkhorn_divergence(x, y, blur=0.05, tol=None, rtol=None)
-    long = sinkhorn_divergence(x, y, blur=0.05, rtol=None, tol=1e-12, max_iter=400)
+    with pytest.warns(SinkhornConvergenceWarning):  # 400 updates, not converged: on purpose
+        long = sinkhorn_divergence(x, y, blur=0.05, rtol=None, tol=1e-12, max_iter=400)
 
     def graph_size(t):
         seen, stack = set(), [t.grad_fn]
@@ -214,8 +215,9 @@ def test_restores_grad_mode(grad_mode):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "rtol"),
-    [({"tol": None, "rtol": None}, 1e-10), ({"tol": 1e-6}, 1e-5), ({}, 3e-3)],
+    [({"tol": None, "rtol": None}, 1e-10), ({"tol": 1e-12, "max_iter": 300}, 1e-8), ({}, 3e-3)],
 )
+@pytest.mark.filterwarnings("ignore::otloss.sinkhorn.SinkhornConvergenceWarning")
 def test_batched_equals_per_item(stop, rtol):
     x = torch.randn(3, 12, 2, dtype=F64, generator=torch.Generator().manual_seed(2))
     y = torch.randn(3, 9, 2, dtype=F64, generator=torch.Generator().manual_seed(3))
@@ -223,8 +225,8 @@ def test_batched_equals_per_item(stop, rtol):
     batched = sinkhorn_divergence(x, y, blur=0.1, **stop)
     assert batched.shape == (3,)
     single = torch.stack([sinkhorn_divergence(x[i], y[i], blur=0.1, **stop) for i in range(3)])
-    # The fixed schedule: the same iterations; with a test the batch stops when its worst
-    # item passes, so the others are at least as converged as alone.
+    # The fixed schedule and a capped budget: the same iterations; with a test the batch
+    # stops when its worst item passes, so the others are at least as converged as alone.
     torch.testing.assert_close(batched, single, rtol=rtol, atol=1e-12)
 
 

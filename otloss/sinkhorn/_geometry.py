@@ -214,7 +214,7 @@ class CostGeometry:
             offset = self._exponent(start, stop, hh, inv_eps, w)
             shift = lse[:, start:stop] if offset is None else lse[:, start:stop] - offset
             w.sub_(shift.unsqueeze(-1))
-            torch.nn.functional.threshold_(w, self.plan_floor, -math.inf)
+            w.masked_fill_(w < self.plan_floor, -math.inf)  # NaN stays NaN
             yield start, stop, w.exp_()
 
     def transport_gradient(self, eps: Tensor, h: Tensor, lse: Tensor, mass: Tensor) -> Tensor:
