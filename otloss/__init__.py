@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from otloss import ops, priors
 from otloss.critic import JointCritic, KantorovichCritic, gradient_penalty
+from otloss.gromov import GromovWasserstein, gromov_wasserstein
 from otloss.gw import GWEstimator, gw_loss
 from otloss.mmd import MMD, mmd
 from otloss.sinkhorn import SinkhornDivergence, sinkhorn_divergence
@@ -28,6 +29,7 @@ __all__ = [
     "DensityRatioDimwiseKL",
     "DensityRatioTC",
     "GWEstimator",
+    "GromovWasserstein",
     "JointCritic",
     "KantorovichCritic",
     "SinkhornDivergence",
@@ -38,6 +40,7 @@ __all__ = [
     "__version__",
     "gaussian_entropy",
     "gradient_penalty",
+    "gromov_wasserstein",
     "gw_loss",
     "mmd",
     "ops",

@@ -27,6 +27,8 @@ __all__ = [
     "check_points",
     "check_positive",
     "check_same_device_dtype",
+    "check_sign",
+    "check_square",
     "check_weights",
     "compute_dtype",
 ]
@@ -213,3 +215,37 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype a divergence computes in: half precisions are promoted to float32."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def check_square(name: str, t: object, *, min_samples: int = 1) -> Tensor:
+    """Require square matrices ``(N, N)`` or batched ``(B, N, N)`` (a cost matrix per space)."""
+    t = check_floating(name, t)
+    if t.dim() not in (2, 3) or t.shape[-1] != t.shape[-2]:
+        raise ValueError(
+            f"{name} must be a square matrix of shape (N, N) or (B, N, N), got shape "
+            f"{tuple(t.shape)}"
+        )
+    check_min_samples(name, t.shape[-1], min_samples)
+    return t
+
+
+def check_sign(name: str, t: Tensor, *, strict: bool, where: Tensor | None = None) -> None:
+    """Require the entries of ``t`` (those selected by the boolean ``where``) to be >= 0,
+    or > 0 when ``strict``.
+
+    Reads data like :func:`check_weights`: raises at once on the CPU, queued with
+    ``torch._assert_async`` on accelerators. NaN entries pass (they propagate).
+    """
+    td = t.detach()
+    bad = td <= 0 if strict else td < 0
+    if where is not None:
+        bad = bad & where
+    need = "positive" if strict else "non-negative"
+    if td.device.type == "cpu":
+        if bool(bad.any()):
+            raise ValueError(
+                f"{name} must be {need}, got a minimum of {td[bad].min().item():.3g} "
+                f"in a tensor of shape {tuple(t.shape)}"
+            )
+    else:
+        torch._assert_async(~bad.any(), f"{name} must be {need}")
