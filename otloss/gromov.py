@@ -102,6 +102,12 @@ METRICS = ("euclidean", "sqeuclidean")
 INITS = ("product", "identity")
 #: Iterations between two convergence tests on accelerators (each test is a host sync).
 _CHECK_EVERY = 10
+#: Temperatures of the warm-up of the first inner solve, geometric from the range of the
+#: cost down to epsilon (from zero potentials plain Sinkhorn needs ~range/eps updates).
+_WARMUP_STEPS = 16
+#: The plan change is compared with at least this many unit roundoffs of the plan:
+#: entry-wise, exp((f + g - M) / eps) carries a relative error of about u |M| / eps.
+_ROUNDING_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -198,15 +204,38 @@ def _plan(cost: Tensor, f: Tensor, g: Tensor, eps: Tensor, la: Tensor, lb: Tenso
     return torch.exp((f[:, :, None] + g[:, None, :] - cost) / e + la[:, :, None] + lb[:, None, :])
 
 
+def _warmup_temperatures(cost: Tensor, eps: Tensor, la: Tensor, lb: Tensor) -> Tensor:
+    """``(_WARMUP_STEPS, B)`` temperatures from the cost's range on the support to eps.
+
+    Computed on the device (no host sync), one geometric schedule per item.
+    """
+    support = la.isfinite()[:, :, None] & lb.isfinite()[:, None, :]
+    hi = torch.where(support, cost, -torch.inf).amax((1, 2))
+    lo = torch.where(support, cost, torch.inf).amin((1, 2))
+    start = torch.maximum(hi - lo, eps)
+    steps = torch.linspace(1, 0, _WARMUP_STEPS, dtype=eps.dtype, device=eps.device)
+    return eps * (start / eps) ** steps[:, None]
+
+
 def _sinkhorn(
-    cost: Tensor, eps: Tensor, f: Tensor, g: Tensor, la: Tensor, lb: Tensor, cfg: _Config
+    cost: Tensor,
+    eps: Tensor,
+    f: Tensor,
+    g: Tensor,
+    la: Tensor,
+    lb: Tensor,
+    cfg: _Config,
+    *,
+    warmup: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Alternating log-domain Sinkhorn updates on ``cost (B, N, M)`` from ``(f, g)``.
 
-    Stops an item once the L1 violation of its row marginal is below ``sinkhorn_tol``
-    (its potentials are then kept as they were, so a batch computes what each item alone
-    would); runs exactly ``sinkhorn_max_iter`` updates without a tolerance (no host sync).
-    Returns potentials whose plan has exact column marginals.
+    With ``warmup`` (the first solve, from zero potentials) one update at each of the
+    :func:`_warmup_temperatures` comes first (epsilon scaling). Stops an item once the
+    L1 violation of its row marginal is below ``sinkhorn_tol`` (its potentials are then
+    kept as they were, so a batch computes what each item alone would); runs exactly
+    ``sinkhorn_max_iter`` updates without a tolerance (no host sync). Returns potentials
+    whose plan has exact column marginals.
     """
     # The geometry reads only the shapes of its point clouds when given the matrix.
     stub_x = cost.new_empty(cost.shape[0], cost.shape[1], 0)
@@ -217,6 +246,11 @@ def _sinkhorn(
     e = eps[:, None]
     tol = cfg.sinkhorn_tol
     check_every = 1 if cost.device.type == "cpu" else _CHECK_EVERY
+    if warmup:
+        for temperature in _warmup_temperatures(cost, eps, la, lb):
+            t = temperature[:, None]
+            f = xy.softmin(temperature, lb + g / t)
+            g = yx.softmin(temperature, la + f / t)
     done = None
     for k in range(cfg.sinkhorn_max_iter):
         f_new = xy.softmin(eps, lb + g / e)
@@ -247,16 +281,19 @@ def _solve(problem: _Problem, t: Tensor, cfg: _Config) -> tuple[Tensor, Tensor, 
         eps = a.new_full(a.shape[:1], cfg.schedule[min(k, steps - 1)])
         if k > 0:
             cost = torch.where(active[:, None, None], problem.gradient(t), cost)
-        f_new, g_new = _sinkhorn(cost, eps, f, g, la, lb, cfg)
+        f_new, g_new = _sinkhorn(cost, eps, f, g, la, lb, cfg, warmup=k == 0)
         t_new = _plan(cost, f_new, g_new, eps, la, lb)
         if cfg.tol is None or k < steps - 1:
             t, f, g = t_new, f_new, g_new
             continue
         change = (t_new - t).flatten(1).norm(dim=1)
+        # Below the rounding of the plan the change stalls instead of reaching tol.
+        rounding = _ROUNDING_FACTOR * torch.finfo(t.dtype).eps / eps
+        rounding = rounding * cost.abs().amax((1, 2)) * t_new.flatten(1).norm(dim=1)
         keep = active[:, None]
         t = torch.where(keep[..., None], t_new, t)
         f, g = torch.where(keep, f_new, f), torch.where(keep, g_new, g)
-        active = active & ~(change < cfg.tol)
+        active = active & ~(change < torch.clamp_min(rounding, cfg.tol))
         if (k + 1) % check_every == 0 or k + 1 == max(cfg.max_iter, steps):
             if bool(change.isnan().any()):
                 raise ValueError(
