@@ -95,8 +95,9 @@ DEFAULT_TOL = 1e-6
 DEFAULT_MAX_ITER = 1000
 #: Default stopping threshold on the L1 marginal violation of each inner Sinkhorn solve.
 DEFAULT_SINKHORN_TOL = 1e-4
-#: Default cap on the Sinkhorn updates of one inner solve.
-DEFAULT_SINKHORN_MAX_ITER = 1000
+#: Default cap on the Sinkhorn updates of one inner solve (a capped solve continues,
+#: warm-started, in the next outer iteration; the outer test waits for it).
+DEFAULT_SINKHORN_MAX_ITER = 100
 LOSSES = ("square", "kl")
 METRICS = ("euclidean", "sqeuclidean")
 INITS = ("product", "identity")
@@ -227,7 +228,7 @@ def _sinkhorn(
     cfg: _Config,
     *,
     warmup: bool = False,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Alternating log-domain Sinkhorn updates on ``cost (B, N, M)`` from ``(f, g)``.
 
     With ``warmup`` (the first solve, from zero potentials) one update at each of the
@@ -235,7 +236,8 @@ def _sinkhorn(
     L1 violation of its row marginal is below ``sinkhorn_tol`` (its potentials are then
     kept as they were, so a batch computes what each item alone would); runs exactly
     ``sinkhorn_max_iter`` updates without a tolerance (no host sync). Returns potentials
-    whose plan has exact column marginals.
+    whose plan has exact column marginals, and which items reached ``sinkhorn_tol``
+    (``None`` without a tolerance).
     """
     # The geometry reads only the shapes of its point clouds when given the matrix.
     stub_x = cost.new_empty(cost.shape[0], cost.shape[1], 0)
@@ -264,7 +266,7 @@ def _sinkhorn(
         g = torch.where(done[:, None], g, yx.softmin(eps, la + f / e))
         if (k + 1) % check_every == 0 and bool(done.all()):
             break
-    return f, g
+    return f, g, done
 
 
 def _solve(problem: _Problem, t: Tensor, cfg: _Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -281,7 +283,7 @@ def _solve(problem: _Problem, t: Tensor, cfg: _Config) -> tuple[Tensor, Tensor, 
         eps = a.new_full(a.shape[:1], cfg.schedule[min(k, steps - 1)])
         if k > 0:
             cost = torch.where(active[:, None, None], problem.gradient(t), cost)
-        f_new, g_new = _sinkhorn(cost, eps, f, g, la, lb, cfg, warmup=k == 0)
+        f_new, g_new, inner_done = _sinkhorn(cost, eps, f, g, la, lb, cfg, warmup=k == 0)
         t_new = _plan(cost, f_new, g_new, eps, la, lb)
         if cfg.tol is None or k < steps - 1:
             t, f, g = t_new, f_new, g_new
@@ -293,7 +295,12 @@ def _solve(problem: _Problem, t: Tensor, cfg: _Config) -> tuple[Tensor, Tensor, 
         keep = active[:, None]
         t = torch.where(keep[..., None], t_new, t)
         f, g = torch.where(keep, f_new, f), torch.where(keep, g_new, g)
-        active = active & ~(change < torch.clamp_min(rounding, cfg.tol))
+        # An item stops once its plan is stable and its last inner solve converged (a
+        # capped inner solve continues, warm-started, in the next outer iteration).
+        converged = change < torch.clamp_min(rounding, cfg.tol)
+        if inner_done is not None:
+            converged = converged & inner_done
+        active = active & ~converged
         if (k + 1) % check_every == 0 or k + 1 == max(cfg.max_iter, steps):
             if bool(change.isnan().any()):
                 raise ValueError(

@@ -217,7 +217,7 @@ def test_batched_equals_per_item():
     # rounding of batched products; the inner tolerance test can then flip by one update
     # and move the stopping point by about sinkhorn_tol.
     cases = (
-        ({"tol": None, "sinkhorn_tol": None, "max_iter": 40}, 1e-12),
+        ({"tol": None, "sinkhorn_tol": None, "max_iter": 40, "sinkhorn_max_iter": 10}, 1e-12),
         ({"sinkhorn_tol": None, "sinkhorn_max_iter": 20}, 1e-12),
         ({}, 1e-3),
     )
@@ -442,3 +442,36 @@ def test_invalid_inputs_raise_clear_errors():
 def test_public_api_exports_the_solver():
     assert otloss.gromov_wasserstein is gromov_wasserstein
     assert otloss.GromovWasserstein is GromovWasserstein
+
+
+# -- otloss.metrics without POT --------------------------------------------------------
+
+
+@pytest.fixture
+def without_pot(monkeypatch):
+    """Make ``import_optional("ot", ...)`` fail inside otloss.metrics.isometry."""
+    from otloss.metrics import isometry
+
+    def missing(module, purpose):
+        raise ImportError(f"{purpose} needs the optional dependency 'pot'")
+
+    monkeypatch.setattr(isometry, "import_optional", missing)
+    return isometry
+
+
+def test_empirical_gw_uses_the_solver_without_pot(without_pot):
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(30, 4))
+    z = x @ rotation(4, 1).numpy() + 3.0
+    assert without_pot.empirical_gw(x, z, rho=2) == pytest.approx(0.0, abs=1e-6)
+    assert without_pot.empirical_gw(x, 2 * z, scale=0.5) == pytest.approx(0.0, abs=1e-3)
+    # A generic pair: the square-loss objective of the documented entropic solve.
+    x, z = rng.normal(size=(16, 6)), rng.normal(size=(12, 2))
+    value = without_pot.empirical_gw(x, z, rho=2)
+    dx, dz = torch.cdist(*(torch.from_numpy(x),) * 2), torch.cdist(*(torch.from_numpy(z),) * 2)
+    scale = float(((dx**2).mean() + (dz**2).mean()) / 2)
+    expected = gromov_wasserstein(
+        dx, dz, epsilon=without_pot.FALLBACK_EPSILON * scale, epsilon_start=scale
+    )
+    assert value == pytest.approx(float(expected), rel=1e-6)
+    assert 0 < without_pot.empirical_gw(x, z) < float("inf")  # rho = 1 on the dense plan

@@ -24,7 +24,7 @@ __all__ = ["empirical_gw", "isometry_pairs"]
 
 #: Without POT: epsilon of the entropic solver relative to the mean squared distances
 #: (the scale of the square loss), annealed from that scale down.
-FALLBACK_EPSILON = 1e-4
+FALLBACK_EPSILON = 1e-3
 
 
 def _flat_points(name: str, a: object, *, min_samples: int = 2) -> np.ndarray:
