@@ -1,4 +1,4 @@
-"""Entropic Gromov-Wasserstein: otloss's batched solver vs POT (one problem, a loop, ot.batch) and TorchGW.
+"""Entropic Gromov-Wasserstein: otloss's batched solver vs POT (one, a loop, ot.batch), TorchGW.
 
 CPU, float32, square loss, unit-scale Euclidean costs (each matrix divided by its largest
 entry), epsilon = 1e-2, product-coupling start. Rows:

@@ -463,15 +463,16 @@ def test_empirical_gw_uses_the_solver_without_pot(without_pot):
     rng = np.random.default_rng(17)
     x = rng.normal(size=(30, 4))
     z = x @ rotation(4, 1).numpy() + 3.0
-    assert without_pot.empirical_gw(x, z, rho=2) == pytest.approx(0.0, abs=1e-6)
-    assert without_pot.empirical_gw(x, 2 * z, scale=0.5) == pytest.approx(0.0, abs=1e-3)
+    # Zero up to the entropic blur: a small fraction of the squared distances (about 8).
+    assert 0 <= without_pot.empirical_gw(x, z, rho=2) < 1e-3 * 8
+    assert 0 <= without_pot.empirical_gw(x, 2 * z, scale=0.5) < 1e-3 * 8
     # A generic pair: the square-loss objective of the documented entropic solve.
-    x, z = rng.normal(size=(16, 6)), rng.normal(size=(12, 2))
+    x, z = rng.normal(size=(10, 6)), rng.normal(size=(8, 2))
     value = without_pot.empirical_gw(x, z, rho=2)
     dx, dz = torch.cdist(*(torch.from_numpy(x),) * 2), torch.cdist(*(torch.from_numpy(z),) * 2)
     scale = float(((dx**2).mean() + (dz**2).mean()) / 2)
     expected = gromov_wasserstein(
         dx, dz, epsilon=without_pot.FALLBACK_EPSILON * scale, epsilon_start=scale
     )
-    assert value == pytest.approx(float(expected), rel=1e-6)
+    assert value == pytest.approx(float(expected), rel=1e-6) and value > 0.1
     assert 0 < without_pot.empirical_gw(x, z) < float("inf")  # rho = 1 on the dense plan
