@@ -474,5 +474,5 @@ def test_empirical_gw_uses_the_solver_without_pot(without_pot):
     expected = gromov_wasserstein(
         dx, dz, epsilon=without_pot.FALLBACK_EPSILON * scale, epsilon_start=scale
     )
-    assert value == pytest.approx(float(expected), rel=1e-6) and value > 0.1
+    assert value == pytest.approx(float(expected), rel=1e-4) and value > 0.1
     assert 0 < without_pot.empirical_gw(x, z) < float("inf")  # rho = 1 on the dense plan
