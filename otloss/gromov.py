@@ -278,7 +278,6 @@ def _solve(problem: _Problem, t: Tensor, cfg: _Config) -> tuple[Tensor, Tensor, 
     check_every = 1 if a.device.type == "cpu" else _CHECK_EVERY
     active = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
     cost = problem.gradient(t)
-    eps = a.new_full(a.shape[:1], cfg.schedule[0])
     for k in range(max(cfg.max_iter, steps)):
         eps = a.new_full(a.shape[:1], cfg.schedule[min(k, steps - 1)])
         if k > 0:
