@@ -11,6 +11,7 @@ import torch
 import otloss
 from otloss import GromovWasserstein, gromov_wasserstein
 from otloss.gromov import DEFAULT_TOL
+from tests.conftest import cuda
 
 F64 = torch.float64
 TIGHT = {"tol": 1e-9, "sinkhorn_tol": 1e-8}
@@ -286,6 +287,15 @@ def test_fixed_iteration_mode_makes_no_host_sync(monkeypatch):
     )
     monkeypatch.undo()
     assert float(value) == float(expected)
+
+
+@cuda
+def test_cuda_matches_cpu_in_both_modes():
+    cx, cy = unit_costs(*spaces(20, 15, dx=4, dy=2, seed=47))
+    for kw in ({}, {"tol": None, "sinkhorn_tol": None, "max_iter": 30, "sinkhorn_max_iter": 10}):
+        cpu = gromov_wasserstein(cx, cy, epsilon=2e-2, **kw)
+        gpu = gromov_wasserstein(cx.cuda(), cy.cuda(), epsilon=2e-2, symmetric=True, **kw)
+        assert float(gpu) == pytest.approx(float(cpu), rel=1e-4)
 
 
 def test_max_iter_caps_the_outer_iterations():
