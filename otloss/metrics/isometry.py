@@ -117,7 +117,8 @@ def empirical_gw(
     :math:`d_X` and :math:`C d_Z` and the sample weights. Without POT the coupling is
     otloss's entropic solution (:func:`otloss.gromov_wasserstein`, square loss) at
     :math:`\varepsilon` = ``FALLBACK_EPSILON`` times the mean squared distances,
-    annealed from that scale: an approximation of the same local optimum whose value
+    annealed from that scale: an approximation of a local optimum (not necessarily the one
+    POT reaches) whose value
     is slightly biased upwards by the entropy. For ``rho=2`` this is POT's value
     itself; for other ``rho`` (GWAE uses :math:`\rho = 1`) the same coupling is scored with
     :math:`|\cdot|^\rho` over its support. POT's solver finds a local optimum of a
