@@ -7,6 +7,7 @@ with the same arguments; see ``docs/`` for the math, estimators and biases.
 from otloss import ops, priors
 from otloss._version import __version__
 from otloss.critic import JointCritic, KantorovichCritic, gradient_penalty
+from otloss.gromov import GromovWasserstein, gromov_wasserstein
 from otloss.gw import GWEstimator, gw_loss
 from otloss.mmd import MMD, mmd
 from otloss.sinkhorn import SinkhornDivergence, sinkhorn_divergence
@@ -26,6 +27,7 @@ __all__ = [
     "DensityRatioDimwiseKL",
     "DensityRatioTC",
     "GWEstimator",
+    "GromovWasserstein",
     "JointCritic",
     "KantorovichCritic",
     "SinkhornDivergence",
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "gaussian_entropy",
     "gradient_penalty",
+    "gromov_wasserstein",
     "gw_loss",
     "mmd",
     "ops",

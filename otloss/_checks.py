@@ -53,7 +53,9 @@ __all__ = [
     "check_samples_of_shape",
     "check_scales",
     "check_scores",
+    "check_sign",
     "check_spread_weights",
+    "check_square",
     "check_weights",
     "check_widths",
     "compute_dtype",
@@ -580,3 +582,32 @@ def check_samples_of_shape(name: str, x: object, shape: tuple[int, ...]) -> Tens
             f"for input_shape={shape}, got {tuple(x.shape)}"
         )
     return x
+
+
+def check_square(name: str, t: object, *, min_samples: int = 1) -> Tensor:
+    """Require square matrices ``(N, N)`` or batched ``(B, N, N)`` (a cost matrix per space)."""
+    t = check_floating(name, t)
+    if t.dim() not in (2, 3) or t.shape[-1] != t.shape[-2]:
+        raise ValueError(
+            f"{name} must be a square matrix of shape (N, N) or (B, N, N), got shape "
+            f"{tuple(t.shape)}"
+        )
+    check_min_samples(name, t.shape[-1], min_samples)
+    return t
+
+
+def check_sign(name: str, t: Tensor, *, strict: bool, where: Tensor | None = None) -> None:
+    """Require the entries of ``t`` (those selected by the boolean ``where``) to be >= 0,
+    or > 0 when ``strict``; NaN entries pass (they propagate). See `_queue_or_raise`.
+    """
+    td = t.detach()
+    bad = td <= 0 if strict else td < 0
+    if where is not None:
+        bad = bad & where
+    need = "positive" if strict else "non-negative"
+    _queue_or_raise(
+        ~bad.any(),
+        f"{name} must be {need}",
+        lambda: f", got a minimum of {td[bad].min().item():.3g} in a tensor of shape "
+        f"{tuple(t.shape)}",
+    )

@@ -185,7 +185,7 @@ def imq_kernel(d2: Tensor, c: float | Tensor) -> Tensor:
     return c / (c + d2)
 
 
-#: Exponents below these give an exact 0 in :func:`floored_exp`: ``exp`` of them, and that
+#: Exponents below these give an exact 0 in `floored_exp`: ``exp`` of them, and that
 #: divided by a kernel scale up to 1e3, stays a normal float (no subnormal arithmetic,
 #: ~100x slower on many CPUs), and a term below ``e^-75`` is invisible next to the
 #: kernel's diagonal value 1.
@@ -193,12 +193,12 @@ EXP_FLOOR = {torch.float32: -75.0, torch.float64: -700.0}
 
 
 def floored_exp_(t: Tensor) -> Tensor:
-    """In-place ``exp`` with exponents below :data:`EXP_FLOOR` mapped to exact zeros (NaN stays)."""
+    """In-place ``exp`` with exponents below `EXP_FLOOR` mapped to exact zeros (NaN stays)."""
     return t.masked_fill_(t < EXP_FLOOR.get(t.dtype, -75.0), -math.inf).exp_()
 
 
 def floored_exp(t: Tensor) -> Tensor:
-    """``exp`` with exponents below :data:`EXP_FLOOR` mapped to exact zeros (differentiable)."""
+    """``exp`` with exponents below `EXP_FLOOR` mapped to exact zeros (differentiable)."""
     return t.masked_fill(t < EXP_FLOOR.get(t.dtype, -75.0), -math.inf).exp()
 
 
