@@ -2,7 +2,9 @@
 
 ``f(x, y, x_weights=None, y_weights=None, *, config...)``: the tensors positional (weights
 defaulting to ``None``), then only keyword-only configuration. GW compares paired
-samples or distance matrices: ``gw_loss(dx, dz, *, ...)``, ``GWEstimator.forward(x, z)``.
+samples or distance matrices: ``gw_loss(dx, dz, *, ...)``, ``GWEstimator.forward(x, z)``;
+the GW solver compares two metric-measure spaces: ``gromov_wasserstein(Cx, Cy, a, b, *, ...)``
+(POT's names).
 Functions on other tensors (a critic and its real/fake samples, a Gaussian encoder's
 codes) take those tensors positionally and everything else keyword-only.
 """
@@ -26,6 +28,8 @@ CONVENTION = {
     otloss.SlicedWasserstein.forward: ("self", *POINT_CLOUD),
     otloss.SinkhornDivergence.forward: ("self", *POINT_CLOUD),
     otloss.gw_loss: ("dx", "dz"),
+    otloss.gromov_wasserstein: ("Cx", "Cy", "a", "b"),
+    otloss.GromovWasserstein.forward: ("self", "Cx", "Cy", "a", "b"),
     otloss.GWEstimator.forward: ("self", "x", "z"),
     otloss.gradient_penalty: ("f", "real", "fake"),
     otloss.KantorovichCritic.estimate: ("self", "real", "fake"),
