@@ -120,7 +120,7 @@ def test_default_is_converged_where_geomloss_is_not():
     tight = float(sinkhorn_divergence(x, y, blur=0.1, rtol=1e-8, max_iter=5000))
     default = float(sinkhorn_divergence(x, y, blur=0.1))
     fixed = float(sinkhorn_divergence(x, y, blur=0.1, tol=None, rtol=None))
-    assert abs(default - tight) <= 3e-3 * tight
+    assert abs(default - tight) <= 5e-4 * tight
     assert abs(fixed - tight) > 3e-2 * tight  # GeomLoss's schedule alone stops short
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from otloss.ops import safe_sqrt, sqdist
+from otloss.ops import center_pair, safe_sqrt, sqdist
 
 __all__ = ["CostFunction", "CostGeometry", "ground_cost"]
 
@@ -95,12 +95,10 @@ class CostGeometry:
         if blocked:
             self.matrix = None
             if cost is None:
-                # Centre once on the joint mean (distances are translation invariant and
-                # the matmul expansion loses less to cancellation), keep half-norms.
-                centre = (x.sum(1, keepdim=True) + y.sum(1, keepdim=True)) / (n + m)
-                self.xc, self.yc = x - centre, y - centre
-                self.x2h = (self.xc * self.xc).sum(-1) / 2
-                self.y2h = (self.yc * self.yc).sum(-1) / 2
+                # Centred once on the joint mean (ops.center_pair), with half-norms.
+                pair = center_pair(x, y)
+                self.xc, self.yc = pair.xc, pair.yc
+                self.x2h, self.y2h = pair.x2 / 2, pair.y2 / 2
         elif matrix is not None:
             self.matrix = matrix
         elif symmetric and cost is None:

@@ -61,8 +61,10 @@ _ADAPT_EVERY = 10
 _ANNEALING_OVERRELAXATION = 1.5
 #: Temperature ratio between two updates of the self-transport problems in a fine schedule.
 _SELF_EPS_RATIO = 0.25
-#: Upper bound of the over-relaxation (below 2, where the linearised iteration diverges).
-_MAX_OVERRELAXATION = 1.95
+#: Upper bound of the over-relaxation. The linearised iteration converges below 2, but
+#: far from the solution a larger omega measured slower: 1024 points in 3-D at blur 0.05
+#: reached an L1 marginal error of 1e-3 in 353 updates capped at 1.8, not in 3000 at 1.95.
+_MAX_OVERRELAXATION = 1.8
 #: Fraction of the plain update's dual ascent an over-relaxed coordinate must keep.
 _MIN_ASCENT = 0.05
 #: Iterations per window of the value test (see `_value_settled`).
