@@ -89,8 +89,8 @@ def main() -> None:
         "(time / otloss >= 2 and >= 3 in the last column).\n\n"
         + "\n\n".join(sections)
         + f"\n\notloss vs per-scale loop, same estimator in float64: |difference| = "
-        f"{err.item():.1e}. The CPU is shared with other jobs, so times are noisy; "
-        "ratios of medians from one run are the comparable quantity."
+        f"{err.item():.1e}. Ratios of medians from one run "
+        "are the comparable quantity across machines."
     )
     write_section("mmd", md)
 
