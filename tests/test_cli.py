@@ -43,6 +43,7 @@ def _records(out: Path) -> list[dict]:
 # ------------------------------------------------------------------------------ errors
 
 
+@pytest.mark.slow
 def test_a_misspelt_dataset_is_an_error_line_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "wae_mnist.py"), "--dataset", "mnistt",
@@ -82,6 +83,7 @@ def test_cuda_without_a_gpu_is_an_argparse_error(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_dsprites_fallback_names_the_run_after_the_sprites(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _main("tcwae_dsprites")([*TINY, "--data-root", str(tmp_path / "empty"), "--max-steps", "1"])
@@ -94,6 +96,7 @@ def test_the_dsprites_fallback_names_the_run_after_the_sprites(tmp_path, monkeyp
 # ------------------------------------------------------------------------------ resume
 
 
+@pytest.mark.slow
 def test_resume_reads_the_model_flags_from_the_run(tmp_path):
     out = tmp_path / "run"
     argv = [*TINY, "--dataset", "digits", "--out", str(out)]
@@ -126,6 +129,7 @@ def test_a_flag_contradicting_the_run_is_an_error_naming_both_values(tmp_path, c
     assert load_checkpoint(out)["step"] == 2
 
 
+@pytest.mark.slow
 def test_settings_given_on_resume_take_effect_and_the_rest_come_from_the_run(tmp_path):
     out = tmp_path / "run"
     argv = [*TINY, "--dataset", "digits", "--out", str(out)]

@@ -92,6 +92,7 @@ def test_value_matches_pot_with_weights_and_different_sizes():
     assert float(gromov_wasserstein(cx, cy, a, b, epsilon=2e-2)) == pytest.approx(ref, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_kl_loss_matches_pot():
     x, y = spaces(24, 18, dx=4, dy=2, seed=4)
     kx, ky = torch.exp(-torch.cdist(x, x) ** 2 / 8), torch.exp(-torch.cdist(y, y) ** 2 / 4)
@@ -135,6 +136,7 @@ def test_small_epsilon_with_annealing_approaches_exact_gw():
 # -- invariances ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_invariant_to_isometries_of_either_space():
     x, y = spaces(40, 30, dx=6, dy=3, seed=6)
     ref = gromov_wasserstein(x, y, epsilon=0.5, metric="euclidean")
@@ -177,6 +179,7 @@ def test_identity_init_for_paired_samples_finds_the_isometry():
 # -- padding and batching -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_padding_equals_no_padding():
     sizes = [(20, 15), (12, 18), (7, 7)]
     n, m = 20, 18
@@ -210,6 +213,7 @@ def test_padding_equals_no_padding():
             assert gx[k, nk:].abs().sum() == 0 and gy[k, :, mk:].abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_batched_equals_per_item():
     xs, ys = zip(*(spaces(16, 12, dx=5, dy=2, seed=30 + k) for k in range(4)), strict=True)
     xs, ys = [x / 4 for x in xs], [y / 2 for y in ys]
@@ -336,6 +340,7 @@ def test_empty_batch_returns_an_empty_result():
 # -- gradients ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["square", "kl"])
 def test_cost_gradients_match_finite_differences_of_the_entropic_value(loss):
     g = torch.Generator().manual_seed(50)
@@ -354,6 +359,7 @@ def test_cost_gradients_match_finite_differences_of_the_entropic_value(loss):
     )
 
 
+@pytest.mark.slow
 def test_gradient_through_points_matches_finite_differences():
     x, y = spaces(5, 4, dx=3, dy=2, seed=51)
 
@@ -367,6 +373,7 @@ def test_gradient_through_points_matches_finite_differences():
     )
 
 
+@pytest.mark.slow
 def test_weight_gradients_are_directional_derivatives_of_the_entropic_value():
     cx, cy = unit_costs(*spaces(8, 7, dx=3, dy=2, seed=52))
     g = torch.Generator().manual_seed(53)
@@ -469,6 +476,7 @@ def without_pot(monkeypatch):
     return isometry
 
 
+@pytest.mark.slow
 def test_empirical_gw_uses_the_solver_without_pot(without_pot):
     rng = np.random.default_rng(17)
     x = rng.normal(size=(30, 4))

@@ -124,6 +124,7 @@ def test_default_is_converged_where_geomloss_is_not():
     assert abs(fixed - tight) > 3e-2 * tight  # GeomLoss's schedule alone stops short
 
 
+@pytest.mark.slow
 def test_primal_cost_approaches_emd_as_blur_vanishes():
     x, y = clouds(40, 30)
     c = torch.cdist(x, y) ** 2 / 2
@@ -520,6 +521,7 @@ def test_unreached_tolerance_warns_once_and_says_so():
         assert sinkhorn_divergence(x, y, blur=0.5, tol=1e-6, potentials=True).converged
 
 
+@pytest.mark.slow
 def test_default_value_is_within_1e3_of_converged_on_a_minibatch_problem():
     # 256 points in 3-D at blur 0.1 in float32: GeomLoss's schedule is 8% low here.
     g = torch.Generator().manual_seed(0)

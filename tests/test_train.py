@@ -687,6 +687,7 @@ def test_progress_false_prints_nothing(tmp_path, capsys):
 # ------------------------------------------------------------------- package shape
 
 
+@pytest.mark.slow
 def test_import_otloss_loads_no_training_model_or_cli_code():
     code = (
         "import sys, otloss\n"
