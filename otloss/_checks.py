@@ -21,6 +21,7 @@ from otloss.ops import Kernel, get_kernel
 
 __all__ = [
     "check_bandwidth",
+    "check_batch_layout",
     "check_batch_shape",
     "check_choice",
     "check_choice_or_callable",
@@ -116,23 +117,28 @@ def check_pair(
     nx, ny = names
     x = check_points(nx, x, min_samples=min_samples)
     y = check_points(ny, y, min_samples=min_samples)
-    if x.dim() != y.dim():
-        raise ValueError(
-            f"{nx} and {ny} must both be (N, D) or both (B, N, D), got shapes "
-            f"{tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    check_batch_layout(nx, x, ny, y, layout="(N, D)")
     if x.shape[-1] != y.shape[-1]:
         raise ValueError(
             f"{nx} and {ny} must have the same feature size D, got shapes "
             f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    check_same_device_dtype(**{nx: x, ny: y})
+    return x, y
+
+
+def check_batch_layout(nx: str, x: Tensor, ny: str, y: Tensor, *, layout: str) -> None:
+    """Require ``x`` and ``y`` both unbatched (2-D, ``layout``) or both batched with one B."""
+    if x.dim() != y.dim():
+        raise ValueError(
+            f"{nx} and {ny} must both be single or both batched ({layout} or "
+            f"(B, {layout[1:]}), got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.dim() == 3 and x.shape[0] != y.shape[0]:
         raise ValueError(
             f"{nx} and {ny} must have the same batch size B, got shapes "
             f"{tuple(x.shape)} and {tuple(y.shape)}"
         )
-    check_same_device_dtype(**{nx: x, ny: y})
-    return x, y
 
 
 def check_min_samples(name: str, n: int, minimum: int, why: str = "this estimator") -> None:

@@ -64,6 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from otloss._checks import (
+    check_batch_layout,
     check_choice,
     check_count,
     check_floating,
@@ -488,16 +489,7 @@ def gromov_wasserstein(
         check_choice("metric", metric, METRICS)
     check_choice("loss", loss, LOSSES)
     Cx, Cy = _costs("Cx", Cx, metric), _costs("Cy", Cy, metric)
-    if Cx.dim() != Cy.dim():
-        raise ValueError(
-            f"Cx and Cy must both be single or both batched, got shapes {tuple(Cx.shape)} "
-            f"and {tuple(Cy.shape)}"
-        )
-    if Cx.dim() == 3 and Cx.shape[0] != Cy.shape[0]:
-        raise ValueError(
-            f"Cx and Cy must have the same batch size B, got shapes {tuple(Cx.shape)} and "
-            f"{tuple(Cy.shape)}"
-        )
+    check_batch_layout("Cx", Cx, "Cy", Cy, layout="(N, N)")
     check_same_device_dtype(Cx=Cx, Cy=Cy)
     epsilon = check_positive("epsilon", epsilon)
     scaling = check_interval("scaling", scaling, 0.0, 1.0, open_low=True, open_high=True)

@@ -83,24 +83,24 @@ def as_factors(name: str, a: object, *, min_factors: int = 1) -> np.ndarray:
     return a
 
 
-def as_labels(name: str, a: object) -> np.ndarray:
-    """Class or cluster labels of shape (N,) (integers, or anything numpy can compare)."""
+def _vector(name: str, a: object) -> np.ndarray:
+    """A non-empty array of shape (N,)."""
     a = to_numpy(name, a)
     if a.ndim != 1:
         raise ValueError(f"{name} must have shape (N,), got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    return _finite(name, a)
+    return a
+
+
+def as_labels(name: str, a: object) -> np.ndarray:
+    """Class or cluster labels of shape (N,) (integers, or anything numpy can compare)."""
+    return _finite(name, _vector(name, a))
 
 
 def as_scores(name: str, a: object) -> np.ndarray:
     """Real-valued scores of shape (N,) as finite float64."""
-    a = to_numpy(name, a)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must have shape (N,), got shape {a.shape}")
-    if a.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    return _finite(name, a.astype(np.float64, copy=False))
+    return _finite(name, _vector(name, a).astype(np.float64, copy=False))
 
 
 def check_same_length(**arrays: np.ndarray) -> None:
