@@ -25,10 +25,10 @@ $\partial L / \partial \theta$ on every rank, which DDP's mean leaves unchanged.
 Without DDP (a plain sum of per-rank gradients) divide by $W$.
 
 Requirements: every rank calls `gather` (and an estimator with ``gather=True``) in
-the same order with tensors of the **same shape and dtype** (pad or drop the last
-uneven batch: `torch.utils.data.distributed.DistributedSampler` with
-``drop_last=True``), and every rank passes weights or none does. CPU tensors are checked
-for equal shapes across ranks (a host-side exchange, free on the CPU); on accelerators
+the same order with tensors of the **same shape and dtype** (a ``DataLoader`` with
+``drop_last=True`` over a `torch.utils.data.distributed.DistributedSampler` gives every
+rank equal batches), and every rank passes weights or none does. CPU tensors are checked
+for equal shapes and dtypes across ranks (one small host-side exchange); on accelerators
 the check would cost a host synchronisation, so there a mismatch is the collective's own
 error or a hang.
 """
