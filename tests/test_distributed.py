@@ -140,6 +140,12 @@ def _distributed_cases(r: int) -> dict[str, object]:
     gathered.sum().backward()
     results["noncontiguous"] = {"gathered": gathered.detach(), "grad": base.grad}
 
+    # The TC decomposition over the gathered codes (prior applied to the gathered z).
+    z, mu, logvar = data["eps"][part], data["prior"][part], data["u"][part, :2]
+    results["decomposition"] = TotalCorrelation("mws", dataset_size=50, gather=True).decompose(
+        z, mu, logvar, prior_log_density=lambda t: -0.5 * t.pow(2)
+    )
+
     # Clouds given as one tensor stay one tensor (Sinkhorn's exact self cost).
     cloud = data["u"][part]
     gx, gy, _, _ = gather_clouds(cloud, cloud)
@@ -185,6 +191,18 @@ def test_gathered_estimate_and_ddp_gradients_equal_one_process(ranks, name):
         part = slice(r * LOCAL, (r + 1) * LOCAL)
         torch.testing.assert_close(got["out_grad"], WORLD * expected["out_grad"][part],
                                    rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_gathered_tc_decomposition_equals_one_process(ranks):
+    data = _data()
+    expected = TotalCorrelation("mws", dataset_size=50).decompose(
+        data["eps"], data["prior"], data["u"][:, :2], prior_log_density=lambda t: -0.5 * t.pow(2)
+    )
+    for res in ranks:
+        assert res["decomposition"].keys() == expected.keys()
+        for key, value in expected.items():
+            torch.testing.assert_close(res["decomposition"][key], value, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.slow
