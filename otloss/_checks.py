@@ -23,6 +23,7 @@ __all__ = [
     "check_bandwidth",
     "check_batch_layout",
     "check_batch_shape",
+    "check_bool",
     "check_choice",
     "check_choice_or_callable",
     "check_codes",
@@ -183,6 +184,13 @@ def check_weights(
         if total_ok is not None:
             torch._assert_async(total_ok, f"{name} must sum to 1 along its last dimension")
     return w
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Require a Python bool (a flag such as ``gather``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
 
 
 def check_positive(name: str, value: float) -> float:

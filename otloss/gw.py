@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from otloss._checks import (
+    check_bool,
     check_choice_or_callable,
     check_exponent,
     check_floating,
@@ -33,6 +34,7 @@ from otloss._checks import (
     check_same_device_dtype,
 )
 from otloss._checks import compute_dtype as _compute_dtype
+from otloss.distributed import gather as _gather
 from otloss.ops import autocast_disabled, pairwise_distances, sqdist
 
 __all__ = ["GWEstimator", "gw_loss"]
@@ -169,6 +171,15 @@ class GWEstimator(nn.Module):
             ``(N, D)`` flattened samples to an ``(N, N)`` distance matrix (e.g. a learned
             feature metric).
         z_metric: the same choices, for the codes.
+        gather: estimate over the global batch of a distributed run: every rank's pairs
+            are gathered (`otloss.distributed.gather`) and the distance matrices, the
+            ``normalize_z`` scale and the mean over pairs are those of the concatenated
+            $W N$ pairs. The value is identical on every rank; rank $r$'s gradient
+            w.r.t. its own ``x``, ``z`` is $W$ times the single-process gradient of its
+            slice and ``log_scale`` gets the single-process gradient, so DDP's mean over
+            ranks gives exactly the single-process parameter gradients of the
+            concatenated batch. Every rank needs the same ``N``. A no-op without an
+            initialised process group.
 
     Shape:
         - x: ``(N, *)``, flattened to ``(N, Dx)``
@@ -190,8 +201,10 @@ class GWEstimator(nn.Module):
         include_diagonal: bool = False,
         x_metric: Metric = "euclidean",
         z_metric: Metric = "euclidean",
+        gather: bool = False,
     ) -> None:
         super().__init__()
+        self.gather = check_bool("gather", gather)
         self.rho = check_exponent("rho", rho)
         scale = check_positive("scale", scale)
         for name, metric in (("x_metric", x_metric), ("z_metric", z_metric)):
@@ -225,6 +238,8 @@ class GWEstimator(nn.Module):
             )
         if x.device != z.device:
             raise ValueError(f"x is on {x.device} but z is on {z.device}")
+        if self.gather:
+            x, z = _gather(x), _gather(z)
         check_min_samples("x", x.shape[0], 1 if self.include_diagonal else 2, "the pairs i != j")
         for name, t in (("x", x), ("z", z)):
             if math.prod(t.shape[1:]) == 0:
@@ -248,5 +263,5 @@ class GWEstimator(nn.Module):
         return (
             f"rho={self.rho}, normalize_z={self.normalize_z}, "
             f"include_diagonal={self.include_diagonal}, learn_scale="
-            f"{isinstance(self.log_scale, nn.Parameter)}"
+            f"{isinstance(self.log_scale, nn.Parameter)}, gather={self.gather}"
         )

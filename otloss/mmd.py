@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from otloss._checks import (
     check_bandwidth,
+    check_bool,
     check_choice,
     check_kernel,
     check_min_samples,
@@ -50,6 +51,7 @@ from otloss._checks import (
     check_weights,
     compute_dtype,
 )
+from otloss.distributed import gather_clouds
 from otloss.ops import (
     DEFAULT_SCALES,
     Kernel,
@@ -85,6 +87,7 @@ def mmd(
     bandwidth: Bandwidth = None,
     scales: Sequence[float] = DEFAULT_SCALES,
     estimator: str = "unbiased",
+    gather: bool = False,
 ) -> Tensor:
     r"""Squared maximum mean discrepancy between two (weighted) point clouds.
 
@@ -130,6 +133,16 @@ def mmd(
         scales: positive multipliers $s$ of $c_0$; the kernel is their sum.
         estimator: ``"unbiased"`` (needs $N, M \ge 2$), ``"biased"`` or ``"linear"``
             (needs $N = M \ge 2$; an odd last sample is dropped; no weights).
+        gather: estimate over the global batch of a distributed run: every rank's
+            ``x``, ``y`` and weights are gathered (`otloss.distributed.gather_clouds`)
+            and the estimate is that of the concatenated clouds, each rank's weights
+            (summing to 1) divided by the number of ranks $W$: the global measure is
+            the mean of the ranks' measures (uniform stays uniform). The value is
+            identical on every rank; rank $r$'s input gradients are $W$ times the
+            single-process gradients of its slices, so DDP's mean over ranks gives
+            exactly the single-process parameter gradients of the concatenated batch.
+            Every rank needs the same shapes. A no-op without an initialised process
+            group.
 
     Returns:
         The estimate: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``), in
@@ -149,6 +162,8 @@ def mmd(
         >>> mmd(z, prior).backward()
     """
     x, y = check_pair(x, y)
+    if check_bool("gather", gather):
+        x, y, x_weights, y_weights = gather_clouds(x, y, x_weights, y_weights)
     kernel = check_kernel(kernel)
     bandwidth = check_bandwidth(bandwidth)
     scales = check_scales(scales)
@@ -218,6 +233,7 @@ class MMD(nn.Module):
         bandwidth: base constant $c_0$, ``None`` ($2D$) or ``"median"``.
         scales: multipliers of $c_0$ summed over.
         estimator: ``"unbiased"``, ``"biased"`` or ``"linear"``.
+        gather: estimate over the global batch of a distributed run (see `mmd`).
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -236,9 +252,11 @@ class MMD(nn.Module):
         bandwidth: Bandwidth = None,
         scales: Sequence[float] = DEFAULT_SCALES,
         estimator: str = "unbiased",
+        gather: bool = False,
     ) -> None:
         super().__init__()
         check_kernel(kernel)
+        self.gather = check_bool("gather", gather)
         self.kernel = kernel  # a name stays a name: resolved in the registry at each call
         self.bandwidth = check_bandwidth(bandwidth)
         self.scales = check_scales(scales)
@@ -261,6 +279,7 @@ class MMD(nn.Module):
             bandwidth=self.bandwidth,
             scales=self.scales,
             estimator=self.estimator,
+            gather=self.gather,
         )
 
     def extra_repr(self) -> str:
@@ -271,7 +290,7 @@ class MMD(nn.Module):
             )
         return (
             f"kernel={kernel!r}, bandwidth={self.bandwidth!r}, scales={self.scales}, "
-            f"estimator={self.estimator!r}"
+            f"estimator={self.estimator!r}, gather={self.gather}"
         )
 
 
