@@ -11,7 +11,7 @@ otloss models train through ``losses(x)`` and ``critic_losses(x)``, not ``forwar
 each of the two is wrapped in a `LossForward` module whose ``forward`` calls it, and that
 module in its own DDP, which ignores the other optimiser's parameters: a generator step
 all-reduces the generator's gradients only, a critic step the critic's. The model's
-buffers are broadcast from rank 0 at every forward (DDP's ``broadcast_buffers``).
+buffers are broadcast from rank 0 at every forward (DDP's default).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "init_from_environment",
     "launched",
     "mean_over_ranks",
+    "planned_world_size",
     "rank",
     "rank_seed",
     "run_device",
@@ -41,12 +42,17 @@ __all__ = [
 ]
 
 
-def launched() -> bool:
-    """Whether this process belongs to a multi-process run: an initialised process group
-    of more than one process, or a launcher's ``WORLD_SIZE`` > 1."""
+def planned_world_size() -> int:
+    """Processes of the run this process belongs to: the initialised process group's, else
+    the launcher's ``WORLD_SIZE`` (1 when there is neither)."""
     if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size() > 1
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched() -> bool:
+    """Whether this process belongs to a multi-process run (`planned_world_size` > 1)."""
+    return planned_world_size() > 1
 
 
 def world_size() -> int:
@@ -97,8 +103,9 @@ def wrap_losses(
     """DDP around ``LossForward(model, method)`` that leaves the ``ignored`` parameters
     (the other optimiser's) out of its gradient averaging.
 
-    ``find_unused_parameters`` is on: a loss need not reach every parameter it may train
-    (a prior that only one term uses, a frozen head).
+    ``static_graph``: the loss reaches the same parameters at every step, which DDP
+    records at the first one, so a loss need not reach every parameter it may train (a
+    prior that only one term uses) and no graph is searched at later steps.
     """
     module = LossForward(model, method)
     ignored_ids = {id(p) for p in ignored}
@@ -107,8 +114,7 @@ def wrap_losses(
     return DistributedDataParallel(
         module,
         device_ids=[device] if device.type == "cuda" else None,
-        find_unused_parameters=True,
-        broadcast_buffers=True,
+        static_graph=True,
     )
 
 
