@@ -55,16 +55,6 @@ def launched() -> bool:
     return planned_world_size() > 1
 
 
-def world_size() -> int:
-    """Processes in the run (1 when ``torch.distributed`` is not initialised)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def rank() -> int:
-    """This process's rank (0 when ``torch.distributed`` is not initialised)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def run_device(device: torch.device) -> torch.device:
     """The device of this process: an index-less ``cuda`` becomes ``cuda:LOCAL_RANK`` in a
     multi-process run, so that the processes of one machine use one GPU each."""
