@@ -154,15 +154,23 @@ def sqdist(x: Tensor, y: Tensor | None = None) -> Tensor:
 
     Uses the matmul expansion $|x|^2 + |y|^2 - 2 x \cdot y$ after centring both
     clouds on their joint mean (`center_pair`), clamped at 0 (NaN stays NaN), in the
-    input dtype. When ``y`` is ``None`` the self-distances of ``x`` are returned with an
-    exact zero diagonal.
+    dtypes of `loss_precision` (half precision and autocast compute in float32). When
+    ``y`` is ``None`` the self-distances of ``x`` are returned with an exact zero diagonal.
 
     Shape:
         - x: ``(..., N, D)``, y: ``(..., M, D)`` (broadcastable leading dimensions)
         - output: ``(..., N, M)``, or ``(..., N, N)`` when ``y`` is ``None``
     """
-    if y is None:
-        return _SelfSqdist.apply(x)
+    with full_precision(x, y) as precision:
+        x = x.to(precision.compute)
+        if y is None:
+            d2 = _SelfSqdist.apply(x)
+        else:
+            d2 = _cross_sqdist(x, y.to(precision.compute))
+    return d2.to(precision.result)
+
+
+def _cross_sqdist(x: Tensor, y: Tensor) -> Tensor:
     xc, yc, x2, y2 = center_pair(x, y)
     x2 = x2.unsqueeze(-1)
     if xc.dim() == 2 and yc.dim() == 2:
