@@ -76,7 +76,12 @@ def check_floating(name: str, t: object) -> Tensor:
 
 
 def check_same_device_dtype(**tensors: Tensor) -> None:
-    """Require all given tensors to share one device and one dtype."""
+    """Require all given tensors to share one device and one dtype.
+
+    Under autocast mixed floating dtypes are what autocast produces (half activations next
+    to float32 data): only the device is checked, and the loss promotes the dtypes
+    (`otloss.ops.loss_precision`).
+    """
     items = [(k, v) for k, v in tensors.items() if v is not None]
     if not items:
         return
@@ -86,7 +91,7 @@ def check_same_device_dtype(**tensors: Tensor) -> None:
             raise ValueError(
                 f"{name} is on {t.device} but {name0} is on {t0.device}; move both to one device"
             )
-        if t.dtype != t0.dtype:
+        if t.dtype != t0.dtype and not autocast_enabled(t.device):
             raise TypeError(
                 f"{name} has dtype {t.dtype} but {name0} has dtype {t0.dtype}; "
                 "cast both to one floating dtype"

@@ -7,12 +7,12 @@ a linear layer, as in training, so autocast really hands them over in half preci
 Tolerances. A bf16 input carries a relative rounding error of at most 2^-9 ~ 2e-3
 (8 significant bits). A loss computed in float32 *from those rounded inputs* must then
 equal the float32 evaluation of the same rounded inputs up to float32 rounding (1e-5):
-this is what pins "computed in float32" (a bf16 matmul inside would be ~1e-2 off). Against
-the float32 result on the unrounded inputs, the difference is the input rounding times the
-loss's sensitivity; for these O(1) losses of O(1) inputs 3e-2 relative plus 3e-2 absolute
-(differences of O(1) terms, such as MMD, need the absolute part) is ten times the measured
-gap. Models run their networks in bf16 as well (every layer rounds its output), so their
-losses get 10% relative (measured up to ~2%).
+this pins "computed in float32" (a bf16 matmul inside would be ~1e-2 off). Against the
+float32 result on the unrounded inputs, the gap is the input rounding times the loss's
+sensitivity: measured at most 0.7% relative (entropic GW, whose plan moves with the
+costs; 0.3% for the others), so 3% relative plus 1e-2 absolute (for values near 0, such
+as an MMD) leaves a margin of four. Models and critics run their networks in bf16 too
+(every layer rounds its output): measured at most 0.8% relative, tested at 5%.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from tests.conftest import cuda
 #: Rounding of one float32 evaluation against another (bf16 inputs made exact in float32).
 FLOAT32 = {"rtol": 1e-5, "atol": 1e-5}
 #: bf16-rounded inputs against unrounded ones (see the module docstring).
-BF16_INPUTS = {"rtol": 3e-2, "atol": 3e-2}
+BF16_INPUTS = {"rtol": 3e-2, "atol": 1e-2}
 #: Whole models whose networks also run in bf16.
-BF16_MODELS = {"rtol": 1e-1, "atol": 1e-1}
+BF16_MODELS = {"rtol": 5e-2, "atol": 5e-2}
 
 
 def _clouds(device: str = "cpu") -> list[Tensor]:
@@ -55,8 +55,8 @@ def _critic(device: str = "cpu") -> KantorovichCritic:
 
 def _joint_critic(device: str = "cpu") -> KantorovichCritic:
     torch.manual_seed(0)
-    return KantorovichCritic(JointCritic(x_shape=(3,), latent_dim=3, features=16, hidden=16))\
-        .to(device)
+    net = JointCritic(x_shape=(3,), latent_dim=3, features=16, hidden=16)
+    return KantorovichCritic(net).to(device)
 
 
 def _seeded(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -79,7 +79,7 @@ def _density_ratio_dimwise(device: str = "cpu") -> Callable[..., Tensor]:
     d = otloss.DensityRatioDimwiseKL(3, hidden=32, depth=2).to(device)
     g = lambda: torch.Generator(device).manual_seed(0)  # noqa: E731
     return lambda x, y, mu, lv: d(x, generator=g()) + d.discriminator_loss(
-        x, y[:24] if y.shape[0] >= 24 else torch.cat([y, y])[:24], generator=g())
+        x, y.repeat(2, 1)[:24], generator=g())
 
 
 def _gmp_log_density(device: str = "cpu") -> Callable[..., Tensor]:
@@ -109,8 +109,8 @@ DIVERGENCES: dict[str, Callable[[str], Callable[..., Tensor]]] = {
     "gmp_log_density": _gmp_log_density,
     "density_ratio_tc": _density_ratio_tc,
     "density_ratio_dimwise_kl": _density_ratio_dimwise,
-    "critic_loss": lambda d: _seeded(lambda x, y, mu, lv: _critic(d).critic_loss(x, y[:24]
-        if y.shape[0] >= 24 else torch.cat([y, y])[:24])),
+    "critic_loss": lambda d: _seeded(
+        lambda x, y, mu, lv: _critic(d).critic_loss(x, y.repeat(2, 1)[:24])),
     "critic_estimate": lambda d: lambda x, y, mu, lv: _critic(d).estimate(x, y),
     "joint_critic_loss": lambda d: _seeded(
         lambda x, y, mu, lv: _joint_critic(d).critic_loss((x, mu), (x.flip(0), lv))),
@@ -191,6 +191,19 @@ def test_the_policy_keeps_explicit_half_input_half_and_autocast_float32():
         assert loss_precision(x.bfloat16(), None, x) == (torch.float32, torch.float32)
     # Outside autocast an explicit half input still returns a half loss.
     assert otloss.mmd(x.bfloat16(), x.bfloat16() + 1).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["mmd", "sliced", "sinkhorn", "gromov", "tc_mws"])
+def test_half_and_float32_inputs_mix_under_autocast_as_in_training(name):
+    # An encoder's half codes next to float32 prior draws: promoted, not rejected.
+    loss = DIVERGENCES[name]("cpu")
+    x, y, mu, lv = _clouds()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss(x.bfloat16(), y, mu, lv)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, loss(x.bfloat16().float(), y, mu, lv), **FLOAT32)
+    with pytest.raises(TypeError, match="dtype"):
+        loss(x.bfloat16(), y, mu, lv)  # outside autocast a mix is still a mistake
 
 
 def test_pairwise_distances_under_autocast_are_float32():
