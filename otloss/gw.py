@@ -33,9 +33,8 @@ from otloss._checks import (
     check_positive_entries,
     check_same_device_dtype,
 )
-from otloss._checks import compute_dtype as _compute_dtype
 from otloss.distributed import gather as _gather
-from otloss.ops import autocast_disabled, pairwise_distances, sqdist
+from otloss.ops import full_precision, pairwise_distances, sqdist
 
 __all__ = ["GWEstimator", "gw_loss"]
 
@@ -72,7 +71,7 @@ def gw_loss(
     Returns:
         Tensor of shape ``(...)`` (``(0,)`` for an empty batch). Half-precision inputs are
         computed in float32 and the result is cast back; under autocast the computation
-        runs in float32.
+        runs in and returns float32 (`otloss.ops.loss_precision`).
 
     Raises:
         ValueError: a negative distance or a scale that is not positive and finite (on the
@@ -109,9 +108,8 @@ def _gw_value(
 ) -> Tensor:
     """`gw_loss` on validated input."""
     n = dx.shape[-1]
-    out_dtype = dx.dtype
-    dtype = _compute_dtype(dx.dtype)
-    with autocast_disabled(dx.device):
+    with full_precision(dx, dz) as precision:
+        dtype = precision.compute
         dx, dz = dx.to(dtype), dz.to(dtype)
         if isinstance(scale, Tensor):
             scale = scale.to(dtype)
@@ -126,7 +124,7 @@ def _gw_value(
             # user metric need not vanish there: mask it rather than subtract it.
             eye = torch.eye(n, dtype=torch.bool, device=terms.device)
             value = terms.masked_fill(eye, 0).sum(dim=(-2, -1)) / (n * (n - 1))
-    return value.to(out_dtype)
+    return value.to(precision.result)
 
 
 def _distance(metric: Metric, t: Tensor, name: str) -> Tensor:
@@ -244,11 +242,8 @@ class GWEstimator(nn.Module):
         for name, t in (("x", x), ("z", z)):
             if math.prod(t.shape[1:]) == 0:
                 raise ValueError(f"{name} has no features: shape {tuple(t.shape)}")
-        out_dtype = torch.promote_types(x.dtype, z.dtype)
-        if torch.is_autocast_enabled(x.device.type):
-            out_dtype = torch.float32  # losses under autocast stay in float32
-        dtype = _compute_dtype(out_dtype)
-        with autocast_disabled(x.device):
+        with full_precision(x, z) as precision:
+            dtype = precision.compute
             x = x.reshape(x.shape[0], -1).to(dtype)
             z = z.to(dtype)
             dx = _distance(self.x_metric, x, "x").to(dtype)
@@ -257,7 +252,7 @@ class GWEstimator(nn.Module):
                 # unbiased=False keeps N = 1 finite; clamp keeps a collapsed batch finite.
                 dz = dz / z.std(dim=0, unbiased=False).mean().clamp_min(torch.finfo(dtype).eps)
             value = _gw_value(dx, dz, self.scale.to(dtype), self.rho, self.include_diagonal)
-        return value.to(out_dtype)
+        return value.to(precision.result)
 
     def extra_repr(self) -> str:
         return (

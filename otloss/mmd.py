@@ -49,14 +49,13 @@ from otloss._checks import (
     check_scales,
     check_spread_weights,
     check_weights,
-    compute_dtype,
 )
 from otloss.distributed import gather_clouds
 from otloss.ops import (
     DEFAULT_SCALES,
     Kernel,
-    autocast_disabled,
     center_pair,
+    full_precision,
     median_sqdist,
     multiscale_kernel,
     sqdist,
@@ -194,9 +193,8 @@ def mmd(
     batched = x.dim() == 3
     if batched and x.shape[0] == 0:
         return x.sum(dim=(-2, -1))  # the empty (0,) result, still part of the graph
-    out_dtype = x.dtype
-    dtype = compute_dtype(x.dtype)
-    with autocast_disabled(x.device):
+    with full_precision(x, y) as precision:
+        dtype = precision.compute
         x, y = _as_batch(x.to(dtype), batched), _as_batch(y.to(dtype), batched)
         a = None if x_weights is None else _as_batch(x_weights.to(dtype), batched)
         b = None if y_weights is None else _as_batch(y_weights.to(dtype), batched)
@@ -209,7 +207,7 @@ def mmd(
             value = _dense_mmd(x, y, a, b, kernel, c0, scales, estimator == "unbiased")
         if not batched:
             value = value[0]
-    return value.to(out_dtype)
+    return value.to(precision.result)
 
 
 class MMD(nn.Module):

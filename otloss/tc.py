@@ -69,12 +69,11 @@ from otloss._checks import (
     check_min_samples,
     check_real,
     check_same_device_dtype,
-    compute_dtype,
 )
 from otloss.distributed import gather as _gather
 from otloss.gaussian import gaussian_entropy, gaussian_log_density
 from otloss.nn import MLP
-from otloss.ops import autocast_disabled
+from otloss.ops import full_precision, loss_precision
 
 __all__ = [
     "DensityRatioDimwiseKL",
@@ -304,9 +303,8 @@ def _estimate(
         z, mu, logvar = _gather(z, -2), _gather(mu, -2), _gather(logvar, -2)
     check_choice("estimator", estimator, ESTIMATORS)
     dataset_size = check_dataset_size(dataset_size, z.shape[-2])
-    out_dtype = z.dtype
-    dtype = compute_dtype(z.dtype)
-    with autocast_disabled(z.device):
+    with full_precision(z, mu, logvar) as precision:
+        dtype = precision.compute
         z, mu, logvar = z.to(dtype), mu.to(dtype), logvar.to(dtype)
         log_qzx, log_qz, log_qz_marginals = _log_densities(z, mu, logvar, estimator,
                                                            dataset_size)
@@ -316,7 +314,7 @@ def _estimate(
             log_pz = _prior_log_density(prior_log_density, z)
             terms["dimwise_kl"] = (log_prod_marginals - log_pz).mean(-1)
             terms["mutual_info"] = (log_qzx - log_qz).mean(-1)
-    return {k: v.to(out_dtype) for k, v in terms.items()}
+    return {k: v.to(precision.result) for k, v in terms.items()}
 
 
 def _prior_log_density(prior_log_density: PriorLogDensity | None, z: Tensor) -> Tensor:
@@ -469,7 +467,7 @@ class _DensityRatio(nn.Module):
         # The MLP takes (N, L) rows: batch dimensions are flattened into them and back.
         logits = self.discriminator(z.to(weight.dtype).reshape(-1, self.latent_dim))
         log_ratio = logits[:, 0] - logits[:, 1]
-        return log_ratio.reshape(z.shape[:-1]).to(z.dtype)
+        return log_ratio.reshape(z.shape[:-1]).to(loss_precision(z).result)
 
     def _check_codes(self, name: str, z: object) -> Tensor:
         return check_codes_for(name, z, self.latent_dim, self.discriminator)

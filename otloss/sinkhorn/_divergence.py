@@ -38,9 +38,9 @@ from otloss._checks import (
     check_pair,
     check_positive,
     check_weights,
-    compute_dtype,
 )
 from otloss.distributed import gather_clouds
+from otloss.ops import loss_precision
 from otloss.sinkhorn._geometry import CostFunction, CostGeometry
 from otloss.sinkhorn._solver import (
     NonFiniteSinkhornError,
@@ -398,12 +398,12 @@ def sinkhorn_divergence(
     y_weights = check_weights("y_weights", y_weights, y)
 
     batched = x.dim() == 3
-    dtype = compute_dtype(x.dtype)
+    dtype, out_dtype = loss_precision(x, y)
     xb, yb = (x, y) if batched else (x[None], y[None])
     xb, yb = xb.to(dtype), yb.to(dtype)
     nb, n, m = xb.shape[0], xb.shape[1], yb.shape[1]
     if nb == 0:
-        empty = xb.new_zeros(0, dtype=x.dtype) + 0 * x.sum()
+        empty = xb.new_zeros(0, dtype=out_dtype) + 0 * x.sum()
         if not potentials:
             return empty
         return SinkhornOutput(
@@ -437,7 +437,7 @@ def sinkhorn_divergence(
             SinkhornConvergenceWarning,
             stacklevel=2,
         )
-    value = value.to(x.dtype)
+    value = value.to(out_dtype)
     if not batched:
         value, f, g, error, converged = value[0], f[0], g[0], error[0], converged[0]
     if not potentials:

@@ -26,6 +26,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from otloss.distributed import rank, world_size
+
 __all__ = [
     "LossForward",
     "all_gather_objects",
