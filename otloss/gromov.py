@@ -77,7 +77,7 @@ from otloss._checks import (
     check_weights,
     compute_dtype,
 )
-from otloss.ops import pairwise_distances, sqdist
+from otloss.ops import first_order_only, pairwise_distances, sqdist
 from otloss.sinkhorn._divergence import _centred
 from otloss.sinkhorn._geometry import CostGeometry
 from otloss.sinkhorn._solver import _violation, epsilon_schedule
@@ -338,7 +338,10 @@ class _GromovWassersteinFunction(torch.autograd.Function):
         return value, t
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order_only(
+        "gromov_wasserstein",
+        "for higher-order gradients use otloss.gw_loss (GWEstimator), which supports them",
+    )
     def backward(ctx, grad_value: Tensor, _: Tensor):  # type: ignore[override]
         cx, cy, a, b, t, f, g_pot = ctx.saved_tensors
         dec = _DECOMPOSITIONS[ctx.cfg.loss]
