@@ -441,7 +441,8 @@ def gromov_wasserstein(
     T h_2(C^y) T^\top$ (square loss: $2 C^x \odot a a^\top - 2 T C^y T^\top$), the
     centred potentials for ``a`` and ``b``. They are exact for the entropic value
     (``entropic=True``) at a converged plan; for the value without entropy they are
-    POT's partial derivatives at the plan.
+    POT's partial derivatives at the plan. They are first order only:
+    ``create_graph=True`` raises a ``RuntimeError``.
 
     Args:
         Cx: cost matrix of the first space, ``(N, N)`` or ``(B, N, N)``; with ``metric``,

@@ -337,8 +337,9 @@ def sinkhorn_divergence(
 
     Gradients w.r.t. ``x``, ``y`` and the weights follow from the envelope theorem
     (no backpropagation through the loop: memory does not depend on the iterations;
-    first-order only). Weight gradients are centred over the support (balanced OT
-    fixes potentials only up to ``(f + c, g - c)``), as POT does.
+    first-order only: ``create_graph=True`` raises a ``RuntimeError``). Weight gradients
+    are centred over the support (balanced OT fixes potentials only up to
+    ``(f + c, g - c)``), as POT does.
 
     Non-finite points raise a ``ValueError`` naming the input whenever the call reads
     data on the host anyway (``diameter=None``, or a stopping test); with ``diameter``
