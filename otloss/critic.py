@@ -320,10 +320,7 @@ class KantorovichCritic(nn.Module):
 #: support (their critic gradients would silently miss the penalty): under
 #: ``torch.compile`` the critic step runs eagerly (a graph break; ``fullgraph=True``
 #: raises). Compile it with ``gp_weight=0`` (spectral norm only) for one graph.
-_eager_critic_terms = torch.compiler.disable(
-    KantorovichCritic.critic_terms,
-    reason="the gradient penalty needs double backward, which torch.compile does not support",
-)
+_eager_critic_terms = torch.compiler.disable(KantorovichCritic.critic_terms)
 
 
 def _default_channels(height: int, width_px: int, top: int) -> tuple[int, ...]:
