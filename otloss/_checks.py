@@ -581,7 +581,10 @@ def check_batch_shape(name: str, t: object, expected: tuple[int, ...], what: str
 
 
 def check_differentiable_inputs(real: tuple[Tensor, ...], fake: tuple[Tensor, ...]) -> None:
-    """A gradient penalty differentiates the critic: no inference mode, no inference tensors."""
+    """A gradient penalty differentiates the critic: no inference mode, no inference tensors
+    (nothing to check in a compiled graph, which cannot hold either)."""
+    if torch.compiler.is_compiling():
+        return
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
             "the gradient penalty differentiates the critic, which torch.inference_mode() "

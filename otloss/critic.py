@@ -69,27 +69,43 @@ def _interpolate(
     out = []
     for a, b in zip(real, fake, strict=True):
         tt = t.view(-1, *([1] * (a.dim() - 1)))
-        out.append(torch.lerp(b.detach(), a.detach(), tt).requires_grad_(True))
+        out.append(torch.lerp(b.detach(), a.detach(), tt))
     return tuple(out)
 
 
-def _penalty(values: Tensor, points: tuple[Tensor, ...], center: float) -> Tensor:
-    r"""Mean of $(\|\nabla f(p_i)\| - c)^2$ over samples, the gradient being the
-    concatenation of the flattened gradients with respect to every member of ``points``."""
-    if values.grad_fn is None:
-        raise ValueError(
-            "the critic's scores carry no gradient (it detaches its output, or runs under "
-            "no_grad inside): the gradient penalty needs f differentiable in its inputs"
-        )
-    grads = torch.autograd.grad(values.sum(), points, create_graph=True, allow_unused=True)
-    # A member the critic ignores contributes a zero gradient.
-    sq = sum(
-        g.flatten(1).pow(2).sum(1) if g is not None else p.new_zeros(p.shape[0])
-        for g, p in zip(grads, points, strict=True)
-    )
+def _penalized(
+    scores: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]],
+    points: tuple[Tensor, ...],
+    center: float,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    r"""The penalty $\mathbb{E}_i (\|\nabla f(p_i)\| - c)^2$ and every score group.
+
+    ``scores(points)`` returns score groups whose **last** is $f$ at ``points`` (the
+    others, e.g. the real and fake scores of the same joint forward pass, ride along).
+    The gradient with respect to ``points`` is taken with ``torch.func.grad``: it is a
+    function of the critic's parameters that the outer autograd differentiates again
+    (the penalty's gradient), and, unlike ``torch.autograd.grad(create_graph=True)``,
+    ``torch.compile`` traces it into one graph. $\nabla f$ is the concatenation of
+    the flattened gradients with respect to every member; a member the critic ignores
+    contributes zero.
+    """
+
+    def total(*u: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        groups = scores(u)
+        if not groups[-1].requires_grad:
+            raise ValueError(
+                "the critic's scores carry no gradient (it detaches its output, or runs "
+                "under no_grad inside): the gradient penalty needs f differentiable in its "
+                "inputs"
+            )
+        return groups[-1].sum(), groups
+
+    argnums = tuple(range(len(points)))
+    grads, groups = torch.func.grad(total, argnums=argnums, has_aux=True)(*points)
+    sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
     if center == 0:
-        return sq.mean()  # no sqrt: the zero-centred penalty is smooth at a zero gradient
-    return (safe_sqrt(sq) - center).pow(2).mean()
+        return sq.mean(), groups  # no sqrt: the zero-centred penalty is smooth at 0
+    return (safe_sqrt(sq) - center).pow(2).mean(), groups
 
 
 def gradient_penalty(
@@ -147,8 +163,7 @@ def gradient_penalty(
     check_differentiable_inputs(r, fk)
     points = _interpolate(r, fk, generator)
     with torch.enable_grad():
-        values = check_scores(f(*points), r[0].shape[0])
-        return _penalty(values, points, center)
+        return _penalized(lambda u: (check_scores(f(*u), r[0].shape[0]),), points, center)[0]
 
 
 def _apply_spectral_norm(net: nn.Module) -> int:
@@ -271,8 +286,6 @@ class KantorovichCritic(nn.Module):
             ``drift`` (unweighted; zero tensors when their weight is 0).
         """
         use_gp = self.gp_weight > 0
-        if use_gp and torch.compiler.is_compiling():
-            return _eager_critic_terms(self, real, fake, generator=generator)
         check_generator("generator", generator)
         r, f = check_real_fake(real, fake, same_n=use_gp)
         if use_gp:
@@ -283,8 +296,9 @@ class KantorovichCritic(nn.Module):
         with torch.enable_grad():
             if use_gp:
                 points = _interpolate(r, f, generator)
-                f_real, f_fake, f_mid = self._joint_scores([r, f, points])
-                gp = _penalty(f_mid, points, self.gp_center)
+                gp, (f_real, f_fake, _) = _penalized(
+                    lambda u: tuple(self._joint_scores([r, f, u])), points, self.gp_center
+                )
             else:
                 f_real, f_fake = self._joint_scores([r, f])
                 gp = zero
@@ -318,11 +332,6 @@ class KantorovichCritic(nn.Module):
         )
 
 
-#: The gradient penalty differentiates the critic twice, which compiled graphs do not
-#: support (their critic gradients would silently miss the penalty): under
-#: ``torch.compile`` the critic step runs eagerly (a graph break; ``fullgraph=True``
-#: raises). Compile it with ``gp_weight=0`` (spectral norm only) for one graph.
-_eager_critic_terms = torch.compiler.disable(KantorovichCritic.critic_terms)
 
 
 def _default_channels(height: int, width_px: int, top: int) -> tuple[int, ...]:

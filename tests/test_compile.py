@@ -148,25 +148,30 @@ def test_critic_loss_compiles_without_gradient_penalty():
         torch.testing.assert_close(g, w)
 
 
-def test_critic_loss_with_gradient_penalty_runs_eagerly_under_compile():
-    # The penalty needs double backward through the critic, which compiled graphs do
-    # not support (the critic gradients would silently miss it): the critic step leaves
-    # the graph, so fullgraph refuses and a plain compile gives the eager gradients.
-    critic = KantorovichCritic(_critic_net())
-    critic.eval()
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_critic_loss_with_gradient_penalty_compiles_in_one_graph(spectral_norm):
+    # The penalty's input gradient is taken with torch.func.grad, which the compiler
+    # traces: one graph, and the penalty's own gradient reaches the critic's parameters.
+    critic = KantorovichCritic(_critic_net(), spectral_norm=spectral_norm)
+    critic.eval()  # spectral norm: no power iteration, both runs see the same weights
     real, fake = _cloud(16, 3, 26), _cloud(16, 3, 27, shift=1.0)
-    with pytest.raises(torch._dynamo.exc.Unsupported, match="disable"):
-        torch.compile(critic.critic_loss, fullgraph=True, backend="aot_eager")(real, fake)
-    torch._dynamo.reset()
     params = list(critic.parameters())
-    want = critic.critic_loss(real, fake, generator=torch.Generator().manual_seed(28))
-    want_grads = torch.autograd.grad(want, params)
-    compiled = torch.compile(critic.critic_loss, backend="aot_eager")
-    got = compiled(real, fake, generator=torch.Generator().manual_seed(28))
-    got_grads = torch.autograd.grad(got, params)
-    torch.testing.assert_close(got, want)
+    results = []
+    for fn in (critic.critic_terms,
+               torch.compile(critic.critic_terms, fullgraph=True, backend="aot_eager")):
+        torch.manual_seed(28)
+        terms = fn(real, fake)
+        results.append((terms, torch.autograd.grad(terms["loss"], params, retain_graph=True)))
+    (want, want_grads), (got, got_grads) = results
+    assert float(want["gradient_penalty"]) > 0
+    for name in ("loss", "gradient_penalty", "estimate"):
+        torch.testing.assert_close(got[name], want[name])
     for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w)
+    # the penalty's gradient is part of them: without it the gradients differ
+    no_gp = torch.autograd.grad(want["loss"] - critic.gp_weight * want["gradient_penalty"],
+                                params)
+    assert any(not torch.allclose(a, b) for a, b in zip(no_gp, want_grads, strict=True))
 
 
 # --------------------------------------------------------------------------- double backward
