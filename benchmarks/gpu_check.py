@@ -1,7 +1,7 @@
 """The GPU check: CUDA tests, a host-synchronisation check and CUDA timings, in one run.
 
 Run ``python -m benchmarks.gpu_check`` (or ``make gpu-check``) on a machine with a CUDA
-build of torch. It takes under 8 minutes: ``--budget`` defaults to 470 s, each stage
+build of torch. It takes under 8 minutes: ``--budget`` defaults to 440 s, each stage
 has its own share of it, and every case checks the time left before it starts. The
 stages, in order:
 
@@ -78,10 +78,10 @@ class CheckConfig:
         workers: pytest-xdist workers for the suite.
     """
 
-    budget: float = 470.0
+    budget: float = 440.0
     cuda_tests_budget: float = 60.0
     sync_budget: float = 30.0
-    timing_budget: float = 240.0
+    timing_budget: float = 200.0
     run_tests: bool = True
     sinkhorn_sizes: tuple[int, ...] = (16384, 65536)
     sinkhorn_dim: int = 3
@@ -105,8 +105,10 @@ QUICK = CheckConfig(
 
 #: A pytest stage with less time left is not started.
 MIN_PYTEST_SECONDS = 30.0
+#: Seconds an interrupted pytest gets to write its report before it is killed.
+SHUTDOWN_SECONDS = 15.0
 #: Seconds a case is expected to take at most; it is skipped when less is left.
-NEEDS = {"sync": 5.0, "sinkhorn": 30.0, "mmd": 10.0, "gwae": 15.0, "gwae compiled": 90.0}
+NEEDS = {"sync": 5.0, "sinkhorn": 30.0, "mmd": 10.0, "gwae": 15.0, "gwae compiled": 60.0}
 
 
 # -- time and failures ---------------------------------------------------------------------
@@ -143,7 +145,8 @@ class Outcome:
         """``fmt(value)``, or the status and why."""
         if self.status == "ok":
             return fmt(self.value)
-        return f"{self.status}: {self.detail}" if self.detail else self.status
+        text = f"{self.status}: {self.detail}" if self.detail else self.status
+        return text.replace("|", "\\|")  # a Markdown table cell
 
 
 def _first_line(err: BaseException) -> str:
@@ -238,7 +241,7 @@ def run_pytest(label: str, args: Sequence[str], *, seconds: float, cwd: Path = R
             interrupted = True
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=SHUTDOWN_SECONDS)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -387,8 +390,8 @@ def time_divergence(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor
 
 
 PHASE_HEADER = ["fwd", "bwd", "bwd/fwd", "peak GiB"]
-#: A timing stage's result: its Markdown and the outcome of each case.
-Part = tuple[str, list[Outcome]]
+#: A timing stage's result: its Markdown and the outcome of each case by name.
+Part = tuple[str, dict[str, Outcome]]
 
 
 def _phase_cells(out: Outcome) -> list[str]:
@@ -402,7 +405,7 @@ def sinkhorn_markdown(config: CheckConfig, device: torch.device, deadline: Deadl
     """Sinkhorn's forward and backward at every size and backend (fixed schedule)."""
     from otloss import sinkhorn_divergence
 
-    rows, outcomes = [], []
+    rows, outcomes = [], {}
     for n in config.sinkhorn_sizes:
         x, y = _clouds(n, n, config.sinkhorn_dim, 2, device=device)
         for backend in ("tensorized", "blocked"):
@@ -411,7 +414,7 @@ def sinkhorn_markdown(config: CheckConfig, device: torch.device, deadline: Deadl
 
             out = attempt(deadline, NEEDS["sinkhorn"],
                           functools.partial(time_divergence, fn, x, y, config))
-            outcomes.append(out)
+            outcomes[f"Sinkhorn {n}x{n} {backend}"] = out
             rows.append([f"{n}x{n}", backend, *_phase_cells(out)])
     text = (f"### Sinkhorn divergence\n\nD = {config.sinkhorn_dim}, p = 2, blur = {BLUR}, "
             "GeomLoss's fixed schedule (`tol=None, rtol=None`), diameter read from the data, "
@@ -429,7 +432,7 @@ def mmd_markdown(config: CheckConfig, device: torch.device, deadline: Deadline) 
     out = attempt(deadline, NEEDS["mmd"], functools.partial(time_divergence, MMD(), x, y, config))
     text = ("### MMD\n\n`MMD()` (7-scale IMQ, unbiased), forward + backward into both "
             "clouds:\n\n" + table(["N = M, D", *PHASE_HEADER], [[f"{n}, {d}", *_phase_cells(out)]]))
-    return text, [out]
+    return text, {f"MMD {n}": out}
 
 
 def _under_bf16_autocast(fn: Callable[[Tensor], Any], device_type: str) -> Callable[
@@ -517,59 +520,70 @@ def gwae_markdown(config: CheckConfig, device: torch.device, deadline: Deadline)
             f"{n_critic} critic steps and a generator step (RMSprop); median over repeats, "
             "the first step (compilation included) in parentheses:\n\n"
             + table(["batch", *(_variant(c, b) for c, b in variants)], rows))
-    return text, list(results.values())
+    return text, {f"GWAE batch {batch}, {_variant(c, b)}": out
+                  for (batch, c, b), out in results.items()}
 
 
 # -- the run --------------------------------------------------------------------------------
 
 
-def gpu_model(device: torch.device) -> str:
-    """The GPU, its memory, CUDA's version, and `benchmarks.harness.machine`."""
+def device_model(device: torch.device) -> str:
+    """The GPU, its memory and CUDA's version, then `benchmarks.harness.machine` (alone
+    for the CPU)."""
+    if device.type != "cuda":
+        return machine()
     props = torch.cuda.get_device_properties(device)
     return (f"{props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}) "
             f"with {machine()}")
 
 
-def run(config: CheckConfig, report: Path | None = REPORT) -> int:
-    """The check (module docstring); returns the exit status."""
-    if not torch.cuda.is_available():
+def run(config: CheckConfig, report: Path | None = REPORT, *,
+        device: torch.device | str = "cuda") -> int:
+    """The check (module docstring) on ``device``; returns the exit status. (Another
+    device than CUDA runs the timings and the report alone, to test them.)"""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         print(f"CUDA is not available to torch {torch.__version__}: skipped the CUDA tests, "
               "the host-synchronisation check and the CUDA timings; "
               f"{report or 'no report'} left unchanged.")
         return 0
-    device = torch.device("cuda")
     deadline = Deadline(config.budget)
     runs: list[PytestRun] = []
     if config.run_tests:
-        runs.append(cuda_tests(min(config.cuda_tests_budget, deadline.left())))
+        print(f"== CUDA-marked tests ({deadline.left():.0f} s left)", flush=True)
+        runs.append(cuda_tests(min(config.cuda_tests_budget,
+                                   deadline.left() - SHUTDOWN_SECONDS)))
         print(f"== {runs[-1].label}: {runs[-1].summary()}", flush=True)
 
+    print(f"== host synchronisation ({deadline.left():.0f} s left)", flush=True)
     sync_deadline = deadline.within(config.sync_budget)
     sync = {name: attempt(sync_deadline, NEEDS["sync"], functools.partial(check_no_host_sync, case))
+            if device.type == "cuda" else Outcome("skipped", detail="a CUDA check")
             for name, case in sync_cases(device).items()}
     sections = [sync_markdown(sync)]
     print(sections[-1], flush=True)
 
+    print(f"== timings ({deadline.left():.0f} s left)", flush=True)
     timing_deadline = deadline.within(config.timing_budget)
-    timed: list[Outcome] = []
+    timed: dict[str, Outcome] = {}
     for part in (sinkhorn_markdown, mmd_markdown, gwae_markdown):
         text, outcomes = part(config, device, timing_deadline)
         sections.append(text)
-        timed += outcomes
+        timed |= outcomes
         print(text, flush=True)
 
     if config.run_tests:
-        runs.append(suite_on_cuda(deadline.left() - 5.0, config.workers))
+        print(f"== whole suite on CUDA ({deadline.left():.0f} s left)", flush=True)
+        runs.append(suite_on_cuda(deadline.left() - SHUTDOWN_SECONDS, config.workers))
         print(f"== {runs[-1].label}: {runs[-1].summary()}", flush=True)
         sections.insert(0, runs_markdown(runs))
 
     if report is not None:
         write_section(SECTION, "## CUDA\n\n`python -m benchmarks.gpu_check` (float32 unless "
                       "a column says otherwise).\n\n" + "\n\n".join(sections),
-                      report=report, measured_on=gpu_model(device))
-    problems = [r.label for r in runs if not r.ok]
-    problems += [name for name, out in sync.items() if out.status != "ok"]
-    problems += [out.detail for out in timed if out.failed]
+                      report=report, measured_on=device_model(device))
+    problems = [f"{r.label}: {r.summary()}" for r in runs if not r.ok]
+    problems += [f"{name}: {out.detail}" for name, out in (sync | timed).items() if out.failed]
     for problem in problems:
         print(f"PROBLEM: {problem}")
     return 1 if problems else 0

@@ -18,7 +18,7 @@ from benchmarks.gpu_check import (
     PytestRun,
     attempt,
     check_no_host_sync,
-    gpu_model,
+    device_model,
     gwae_markdown,
     mmd_markdown,
     read_junit,
@@ -127,6 +127,12 @@ def test_attempt_records_skips_memory_and_errors_and_goes_on():
     failed = attempt(Deadline(60), 1, lambda: 1 / 0)
     assert failed.failed and failed.detail == "ZeroDivisionError: division by zero"
 
+    def piped():
+        raise ValueError("shapes (2, 3) | (4, 3)\nsecond line")
+
+    assert attempt(Deadline(60), 1, piped).cell(str) == (
+        "failed: ValueError: shapes (2, 3) \\| (4, 3)")  # one line, a valid table cell
+
 
 def test_a_stage_deadline_never_outlasts_the_run():
     run = Deadline(10)
@@ -137,16 +143,18 @@ def test_a_stage_deadline_never_outlasts_the_run():
 def test_timing_tables_have_a_row_per_case_on_tiny_sizes(device):
     deadline = Deadline(600)
     text, outcomes = sinkhorn_markdown(TINY, device, deadline)
-    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert {k: o.status for k, o in outcomes.items()} == {
+        "Sinkhorn 48x48 tensorized": "ok", "Sinkhorn 48x48 blocked": "ok"}
     assert "| 48x48 | tensorized |" in text and "| 48x48 | blocked |" in text
     text, outcomes = mmd_markdown(TINY, device, deadline)
-    assert outcomes[0].status == "ok" and "| 40, 4 |" in text
+    assert outcomes["MMD 40"].status == "ok" and "| 40, 4 |" in text
 
 
 def test_gwae_steps_are_timed_and_variants_that_do_not_fit_the_budget_skipped(device):
     config = dataclasses.replace(TINY, compile_modes=(False, True))
     text, outcomes = gwae_markdown(config, device, Deadline(gpu_check.NEEDS["gwae compiled"] - 1))
-    eager, compiled = outcomes
+    eager = outcomes["GWAE batch 4, eager, float32"]
+    compiled = outcomes["GWAE batch 4, compiled, float32"]
     assert eager.status == "ok" and eager.value["runs"] == 1 and eager.value["first"] > 0
     assert compiled.status == "skipped"
     assert "| batch | eager, float32 | compiled, float32 |" in text
@@ -176,8 +184,30 @@ def test_forward_and_backward_make_no_host_sync():
 
 
 @cuda
-def test_gpu_model_names_the_gpu():
-    assert torch.cuda.get_device_name() in gpu_model(torch.device("cuda"))
+def test_the_footer_names_the_gpu():
+    assert torch.cuda.get_device_name() in device_model(torch.device("cuda"))
+
+
+def test_a_run_writes_every_part_into_its_report_and_fails_on_a_failed_test(
+    tmp_path, device, monkeypatch
+):
+    """The whole run on the test device, with the pytest stages replaced by their results."""
+    monkeypatch.setattr(gpu_check, "cuda_tests", lambda seconds: PytestRun("cuda", passed=3))
+    suite = PytestRun("suite", passed=7, failed=1, failures=["tests/test_x.py::test_y"])
+    monkeypatch.setattr(gpu_check, "suite_on_cuda", lambda seconds, workers: suite)
+    report = tmp_path / "benchmarks.md"
+    config = dataclasses.replace(TINY, budget=600.0, run_tests=True)
+    assert gpu_check.run(config, report, device=device) == 1
+    text = report.read_text()
+    for title in ("## CUDA", "### Tests on CUDA", "### Host synchronisation",
+                  "### Sinkhorn divergence", "### MMD", "### GWAE training step"):
+        assert text.count(title) == 1, title
+    assert "- suite: 7 passed, 1 failed" in text and "`tests/test_x.py::test_y`" in text
+    assert text.index("### Tests on CUDA") < text.index("### Host synchronisation")
+    assert f"_Measured on {device_model(device)}, " in text
+    suite.failed, suite.failures = 0, []
+    assert gpu_check.run(config, report, device=device) == 0
+    assert report.read_text().count("<!-- begin cuda -->") == 1
 
 
 def _junit(path, body, tests, failures, errors, skipped):
@@ -233,4 +263,5 @@ def test_default_config_fits_the_eight_minute_budget():
     config = CheckConfig()
     assert config.budget < 8 * 60
     stages = config.cuda_tests_budget + config.sync_budget + config.timing_budget
-    assert stages + gpu_check.MIN_PYTEST_SECONDS <= config.budget
+    suite = gpu_check.MIN_PYTEST_SECONDS + 2 * gpu_check.SHUTDOWN_SECONDS
+    assert stages + suite <= config.budget
