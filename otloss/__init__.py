@@ -4,7 +4,7 @@ Each divergence is a function (``otloss.mmd``) and an ``nn.Module`` (``otloss.MM
 with the same arguments; see ``docs/`` for the math, estimators and biases.
 """
 
-from otloss import ops, priors
+from otloss import distributed, ops, priors
 from otloss._version import __version__
 from otloss.critic import JointCritic, KantorovichCritic, gradient_penalty
 from otloss.gromov import GromovWasserstein, gromov_wasserstein
@@ -36,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "__version__",
+    "distributed",
     "gaussian_entropy",
     "gradient_penalty",
     "gromov_wasserstein",

@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from otloss.ops import Kernel, get_kernel
+from otloss.ops import Kernel, autocast_enabled, compute_dtype, get_kernel
 
 __all__ = [
     "check_bandwidth",
     "check_batch_layout",
     "check_batch_shape",
+    "check_bool",
     "check_choice",
     "check_choice_or_callable",
     "check_codes",
@@ -76,7 +77,12 @@ def check_floating(name: str, t: object) -> Tensor:
 
 
 def check_same_device_dtype(**tensors: Tensor) -> None:
-    """Require all given tensors to share one device and one dtype."""
+    """Require all given tensors to share one device and one dtype.
+
+    Under autocast mixed floating dtypes are what autocast produces (half activations next
+    to float32 data): only the device is checked, and the loss promotes the dtypes
+    (`otloss.ops.loss_precision`).
+    """
     items = [(k, v) for k, v in tensors.items() if v is not None]
     if not items:
         return
@@ -86,7 +92,7 @@ def check_same_device_dtype(**tensors: Tensor) -> None:
             raise ValueError(
                 f"{name} is on {t.device} but {name0} is on {t0.device}; move both to one device"
             )
-        if t.dtype != t0.dtype:
+        if t.dtype != t0.dtype and not autocast_enabled(t.device):
             raise TypeError(
                 f"{name} has dtype {t.dtype} but {name0} has dtype {t0.dtype}; "
                 "cast both to one floating dtype"
@@ -185,6 +191,13 @@ def check_weights(
     return w
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Require a Python bool (a flag such as ``gather``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def check_positive(name: str, value: float) -> float:
     """Require a positive finite Python number."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -246,11 +259,6 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
         expected = ", ".join(map(repr, choices))
         raise ValueError(f"unknown {name} {value!r}; expected one of {expected}")
     return value  # type: ignore[return-value]
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a divergence computes in: half precisions are promoted to float32."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _queue_or_raise(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
@@ -388,9 +396,7 @@ def check_module_dtype(name: str, t: Tensor, module: nn.Module) -> Tensor:
 
     Under autocast mixed dtypes are what the user asked for, so nothing is checked there.
     """
-    if torch.amp.is_autocast_available(t.device.type) and torch.is_autocast_enabled(
-        t.device.type
-    ):
+    if autocast_enabled(t.device):
         return t
     ref = next((p for p in module.parameters() if p.is_floating_point()), None)
     if ref is not None and t.dtype != ref.dtype:
@@ -420,6 +426,10 @@ def check_sample_tuple(name: str, inputs: object) -> tuple[Tensor, ...]:
         )
     if n == 0:
         raise ValueError(f"{name} has 0 samples, shapes {[tuple(t.shape) for t in out]}")
+    if autocast_enabled(out[0].device):
+        # Autocast mixes half and float32 members by design (float32 data, half codes);
+        # the critic's loss is computed in float32 (`otloss.ops.loss_precision`).
+        out = tuple(t.to(compute_dtype(t.dtype)) for t in out)
     check_same_device_dtype(**{f"{name}[{i}]": t for i, t in enumerate(out)})
     return out
 

@@ -34,8 +34,14 @@ both values.
 
 Shared flags: ``--data-root``, ``--dataset``, ``--out``, ``--max-steps``, ``--batch-size``,
 ``--device``, ``--seed``, ``--resume``, plus ``--overwrite``, ``--image-size``, ``--lr``,
-``--critic-lr``, ``--grad-clip``, ``--log-every``, ``--checkpoint-every`` and
-``--no-progress``.
+``--critic-lr``, ``--grad-clip``, ``--log-every``, ``--checkpoint-every``,
+``--precision`` and ``--no-progress``.
+
+Every script runs unchanged under ``torchrun --nproc_per_node=K`` (see
+`otloss.train.Trainer`): ``--batch-size`` is then each process's batch, rank 0 alone
+prints, writes the figures and the run folder, and the other processes end after
+training (`fit` stops them; `application` returns ``None`` there and closes the
+process group).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -66,8 +73,10 @@ from otloss.train import (
     TrainSummary,
     has_checkpoint,
     load_checkpoint,
+    parallel,
 )
 from otloss.train.config import resolve_device
+from otloss.train.precision import PRECISIONS
 
 __all__ = [
     "ExampleError",
@@ -96,17 +105,31 @@ class ExampleError(Exception):
     """A problem the person running an example can fix; the message says how."""
 
 
+class _TrainedOnAnotherRank(Exception):
+    """Raised by `fit` on the ranks other than 0 of a multi-process run: their work ends
+    with training (rank 0 writes the figures and prints)."""
+
+
 def application(main: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a script's ``main(argv)``: an `ExampleError` becomes the line
-    ``error: <message>`` on standard error and exit status 2, with no traceback."""
+    ``error: <message>`` on standard error and exit status 2, with no traceback.
+
+    In a multi-process run, ``main`` returns ``None`` on the ranks other than 0 once
+    training is done, and the process group is closed on every rank.
+    """
 
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return main(*args, **kwargs)
+        except _TrainedOnAnotherRank:
+            return None
         except ExampleError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        finally:
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
 
     return run
 
@@ -256,6 +279,8 @@ def example_parser(
     parser.train_flag("grad_clip", help="maximum gradient norm (None: no clipping)", type=float)
     parser.train_flag("log_every", help="steps between metrics.jsonl records", type=int)
     parser.train_flag("checkpoint_every", help="steps between checkpoints", type=int)
+    parser.train_flag("precision", help="autocast bf16/fp16 (fp16 with a gradient scaler)",
+                      type=str, choices=PRECISIONS)
     add("--no-progress", action="store_true",
         help="no progress bar: a log line per record instead")
     return parser
@@ -300,11 +325,12 @@ def load_training_data(
         close = difflib.get_close_matches(str(args.dataset).lower(), list(DATASETS), n=1)
         hint = f"; did you mean --dataset {close[0]}?" if close else ""
         raise ExampleError(f"argument --dataset: {err}{hint}") from None
-    batch_size = train_settings(args)["batch_size"]
-    if len(data) < batch_size:
+    batch_size, processes = train_settings(args)["batch_size"], parallel.planned_world_size()
+    if len(data) < batch_size * processes:
+        each = f" x {processes} processes" if processes > 1 else ""
         raise ExampleError(
-            f"argument --batch-size: {batch_size} is more than the {len(data)} training "
-            f"samples of {args.dataset}; use --batch-size {len(data)} or fewer"
+            f"argument --batch-size: {batch_size}{each} is more than the {len(data)} training "
+            f"samples of {args.dataset}; use --batch-size {len(data) // processes} or fewer"
         )
     return data
 
@@ -462,18 +488,22 @@ def make_trainer(model: nn.Module, args: argparse.Namespace, **defaults: Any) ->
 
 
 def fit(trainer: Trainer, data: Any, args: argparse.Namespace) -> TrainSummary:
-    """Train to ``args.max_steps``.
+    """Train to ``args.max_steps``; on the ranks other than 0 of a multi-process run, end
+    the script's ``main`` there (see `application`).
 
     Raises:
         ExampleError: the run folder holds a run and neither ``--resume`` nor
             ``--overwrite`` was given, or a loss became non-finite.
     """
     try:
-        return trainer.fit(data, max_steps=args.max_steps)
+        summary = trainer.fit(data, max_steps=args.max_steps)
     except FileExistsError as err:
         raise ExampleError(str(err)) from None
     except NonFiniteLossError as err:
         raise ExampleError(f"{err} (flags: --lr, --grad-clip, --resume)") from None
+    if trainer.rank != 0:
+        raise _TrainedOnAnotherRank
+    return summary
 
 
 # ------------------------------------------------------------------------------ output
@@ -501,10 +531,17 @@ def save_figures(model: nn.Module, data: Dataset, out: str | Path, *, n: int = 3
 
 
 def announce(trainer: Trainer, args: argparse.Namespace) -> None:
-    """Print what is about to train, on what, where (and the data fallback's note)."""
+    """Print what is about to train, on what, where (and the data fallback's note); rank
+    0 only."""
+    if trainer.rank != 0:
+        return
     if getattr(args, "note", None):
         print(f"note: {args.note}")
-    print(f"training {type(trainer.model).__name__} on {args.dataset} ({trainer.device}); "
+    where = str(trainer.device)
+    if trainer.world_size > 1:
+        where += (f", {trainer.world_size} processes x batch {trainer.config.batch_size}"
+                  f" = {trainer.world_size * trainer.config.batch_size}")
+    print(f"training {type(trainer.model).__name__} on {args.dataset} ({where}); "
           f"run folder: {trainer.out_dir}")
 
 

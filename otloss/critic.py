@@ -40,7 +40,7 @@ from otloss._checks import (
     check_scores,
 )
 from otloss.nn import MLP, ImageBranch, VectorBranch
-from otloss.ops import safe_sqrt
+from otloss.ops import loss_precision, safe_sqrt
 
 __all__ = ["JointCritic", "KantorovichCritic", "gradient_penalty"]
 
@@ -256,7 +256,9 @@ class KantorovichCritic(nn.Module):
         """One forward pass on the concatenation of several input groups, split back."""
         sizes = [g[0].shape[0] for g in groups]
         merged = tuple(torch.cat(members) for members in zip(*groups, strict=True))
-        return list(self(*merged).split(sizes))
+        scores = self(*merged)
+        # Under autocast the means, the drift and the penalty are taken in float32.
+        return list(scores.to(loss_precision(scores).result).split(sizes))
 
     def critic_terms(
         self, real: Inputs, fake: Inputs, *, generator: torch.Generator | None = None

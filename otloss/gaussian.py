@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from otloss._checks import check_floating, compute_dtype
-from otloss.ops import LOG_2PI, autocast_disabled
+from otloss._checks import check_floating
+from otloss.ops import LOG_2PI, full_precision
 
 __all__ = ["gaussian_entropy", "gaussian_log_density"]
 
@@ -63,8 +63,7 @@ def gaussian_entropy(logvar: Tensor) -> Tensor:
     logvar = check_floating("logvar", logvar)
     if logvar.dim() < 1 or logvar.shape[-1] == 0:
         raise ValueError(f"logvar must have shape (..., L) with L >= 1, got {tuple(logvar.shape)}")
-    dtype = compute_dtype(logvar.dtype)
-    with autocast_disabled(logvar.device):
-        lv = logvar.to(dtype)
+    with full_precision(logvar) as precision:
+        lv = logvar.to(precision.compute)
         h = 0.5 * (lv.shape[-1] * (1.0 + LOG_2PI) + lv.sum(-1))
-    return h.to(logvar.dtype)
+    return h.to(precision.result)

@@ -75,9 +75,14 @@ from otloss._checks import (
     check_sign,
     check_square,
     check_weights,
-    compute_dtype,
 )
-from otloss.ops import pairwise_distances, sqdist
+from otloss.ops import (
+    autocast_disabled,
+    full_precision,
+    loss_precision,
+    pairwise_distances,
+    sqdist,
+)
 from otloss.sinkhorn._divergence import _centred
 from otloss.sinkhorn._geometry import CostGeometry
 from otloss.sinkhorn._solver import _violation, epsilon_schedule
@@ -365,7 +370,10 @@ def _costs(name: str, t: object, metric: str | None) -> Tensor:
     if metric is None:
         return check_square(name, t)
     x = check_points(name, t)
-    return pairwise_distances(x) if metric == "euclidean" else sqdist(x)
+    with full_precision(x) as precision:
+        xc = x.to(precision.compute)
+        c = pairwise_distances(xc) if metric == "euclidean" else sqdist(xc)
+    return c.to(precision.result)
 
 
 def _initial_plan(init: str | Tensor, a: Tensor, b: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -507,7 +515,7 @@ def gromov_wasserstein(
     b = check_weights("b", b, Cy)
 
     batched = Cx.dim() == 3
-    dtype = compute_dtype(Cx.dtype)
+    dtype, out_dtype = loss_precision(Cx, Cy)
     cx, cy = (Cx, Cy) if batched else (Cx[None], Cy[None])
     cx, cy = cx.to(dtype), cy.to(dtype)
     nb, n, m = cx.shape[0], cx.shape[1], cy.shape[1]
@@ -529,8 +537,9 @@ def gromov_wasserstein(
     cfg = _Config(
         loss, schedule, symmetric, tol, max_iter, sinkhorn_tol, sinkhorn_max_iter, entropic
     )
-    value, plan = _GromovWassersteinFunction.apply(cx, cy, wa, wb, t0, cfg)
-    value = value.to(Cx.dtype)
+    with autocast_disabled(cx.device):
+        value, plan = _GromovWassersteinFunction.apply(cx, cy, wa, wb, t0, cfg)
+    value = value.to(out_dtype)
     if not batched:
         value, plan = value[0], plan[0]
     return (value, plan) if return_plan else value

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from otloss._checks import (
+    check_bool,
     check_choice_or_callable,
     check_exponent,
     check_floating,
@@ -32,8 +33,8 @@ from otloss._checks import (
     check_positive_entries,
     check_same_device_dtype,
 )
-from otloss._checks import compute_dtype as _compute_dtype
-from otloss.ops import autocast_disabled, pairwise_distances, sqdist
+from otloss.distributed import gather as _gather
+from otloss.ops import full_precision, pairwise_distances, sqdist
 
 __all__ = ["GWEstimator", "gw_loss"]
 
@@ -70,7 +71,7 @@ def gw_loss(
     Returns:
         Tensor of shape ``(...)`` (``(0,)`` for an empty batch). Half-precision inputs are
         computed in float32 and the result is cast back; under autocast the computation
-        runs in float32.
+        runs in and returns float32 (`otloss.ops.loss_precision`).
 
     Raises:
         ValueError: a negative distance or a scale that is not positive and finite (on the
@@ -107,9 +108,8 @@ def _gw_value(
 ) -> Tensor:
     """`gw_loss` on validated input."""
     n = dx.shape[-1]
-    out_dtype = dx.dtype
-    dtype = _compute_dtype(dx.dtype)
-    with autocast_disabled(dx.device):
+    with full_precision(dx, dz) as precision:
+        dtype = precision.compute
         dx, dz = dx.to(dtype), dz.to(dtype)
         if isinstance(scale, Tensor):
             scale = scale.to(dtype)
@@ -124,7 +124,7 @@ def _gw_value(
             # user metric need not vanish there: mask it rather than subtract it.
             eye = torch.eye(n, dtype=torch.bool, device=terms.device)
             value = terms.masked_fill(eye, 0).sum(dim=(-2, -1)) / (n * (n - 1))
-    return value.to(out_dtype)
+    return value.to(precision.result)
 
 
 def _distance(metric: Metric, t: Tensor, name: str) -> Tensor:
@@ -169,6 +169,15 @@ class GWEstimator(nn.Module):
             ``(N, D)`` flattened samples to an ``(N, N)`` distance matrix (e.g. a learned
             feature metric).
         z_metric: the same choices, for the codes.
+        gather: estimate over the global batch of a distributed run: every rank's pairs
+            are gathered (`otloss.distributed.gather`) and the distance matrices, the
+            ``normalize_z`` scale and the mean over pairs are those of the concatenated
+            $W N$ pairs. The value is identical on every rank; rank $r$'s gradient
+            w.r.t. its own ``x``, ``z`` is $W$ times the single-process gradient of its
+            slice and ``log_scale`` gets the single-process gradient, so DDP's mean over
+            ranks gives exactly the single-process parameter gradients of the
+            concatenated batch. Every rank needs the same ``N``. A no-op without an
+            initialised process group.
 
     Shape:
         - x: ``(N, *)``, flattened to ``(N, Dx)``
@@ -190,8 +199,10 @@ class GWEstimator(nn.Module):
         include_diagonal: bool = False,
         x_metric: Metric = "euclidean",
         z_metric: Metric = "euclidean",
+        gather: bool = False,
     ) -> None:
         super().__init__()
+        self.gather = check_bool("gather", gather)
         self.rho = check_exponent("rho", rho)
         scale = check_positive("scale", scale)
         for name, metric in (("x_metric", x_metric), ("z_metric", z_metric)):
@@ -225,15 +236,14 @@ class GWEstimator(nn.Module):
             )
         if x.device != z.device:
             raise ValueError(f"x is on {x.device} but z is on {z.device}")
+        if self.gather:
+            x, z = _gather(x), _gather(z)
         check_min_samples("x", x.shape[0], 1 if self.include_diagonal else 2, "the pairs i != j")
         for name, t in (("x", x), ("z", z)):
             if math.prod(t.shape[1:]) == 0:
                 raise ValueError(f"{name} has no features: shape {tuple(t.shape)}")
-        out_dtype = torch.promote_types(x.dtype, z.dtype)
-        if torch.is_autocast_enabled(x.device.type):
-            out_dtype = torch.float32  # losses under autocast stay in float32
-        dtype = _compute_dtype(out_dtype)
-        with autocast_disabled(x.device):
+        with full_precision(x, z) as precision:
+            dtype = precision.compute
             x = x.reshape(x.shape[0], -1).to(dtype)
             z = z.to(dtype)
             dx = _distance(self.x_metric, x, "x").to(dtype)
@@ -242,11 +252,11 @@ class GWEstimator(nn.Module):
                 # unbiased=False keeps N = 1 finite; clamp keeps a collapsed batch finite.
                 dz = dz / z.std(dim=0, unbiased=False).mean().clamp_min(torch.finfo(dtype).eps)
             value = _gw_value(dx, dz, self.scale.to(dtype), self.rho, self.include_diagonal)
-        return value.to(out_dtype)
+        return value.to(precision.result)
 
     def extra_repr(self) -> str:
         return (
             f"rho={self.rho}, normalize_z={self.normalize_z}, "
             f"include_diagonal={self.include_diagonal}, learn_scale="
-            f"{isinstance(self.log_scale, nn.Parameter)}"
+            f"{isinstance(self.log_scale, nn.Parameter)}, gather={self.gather}"
         )

@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from otloss._checks import (
     check_bandwidth,
+    check_bool,
     check_choice,
     check_kernel,
     check_min_samples,
@@ -48,13 +49,13 @@ from otloss._checks import (
     check_scales,
     check_spread_weights,
     check_weights,
-    compute_dtype,
 )
+from otloss.distributed import gather_clouds
 from otloss.ops import (
     DEFAULT_SCALES,
     Kernel,
-    autocast_disabled,
     center_pair,
+    full_precision,
     median_sqdist,
     multiscale_kernel,
     sqdist,
@@ -85,6 +86,7 @@ def mmd(
     bandwidth: Bandwidth = None,
     scales: Sequence[float] = DEFAULT_SCALES,
     estimator: str = "unbiased",
+    gather: bool = False,
 ) -> Tensor:
     r"""Squared maximum mean discrepancy between two (weighted) point clouds.
 
@@ -130,6 +132,16 @@ def mmd(
         scales: positive multipliers $s$ of $c_0$; the kernel is their sum.
         estimator: ``"unbiased"`` (needs $N, M \ge 2$), ``"biased"`` or ``"linear"``
             (needs $N = M \ge 2$; an odd last sample is dropped; no weights).
+        gather: estimate over the global batch of a distributed run: every rank's
+            ``x``, ``y`` and weights are gathered (`otloss.distributed.gather_clouds`)
+            and the estimate is that of the concatenated clouds, each rank's weights
+            (summing to 1) divided by the number of ranks $W$: the global measure is
+            the mean of the ranks' measures (uniform stays uniform). The value is
+            identical on every rank; rank $r$'s input gradients are $W$ times the
+            single-process gradients of its slices, so DDP's mean over ranks gives
+            exactly the single-process parameter gradients of the concatenated batch.
+            Every rank needs the same shapes. A no-op without an initialised process
+            group.
 
     Returns:
         The estimate: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``), in
@@ -149,6 +161,8 @@ def mmd(
         >>> mmd(z, prior).backward()
     """
     x, y = check_pair(x, y)
+    if check_bool("gather", gather):
+        x, y, x_weights, y_weights = gather_clouds(x, y, x_weights, y_weights)
     kernel = check_kernel(kernel)
     bandwidth = check_bandwidth(bandwidth)
     scales = check_scales(scales)
@@ -179,9 +193,8 @@ def mmd(
     batched = x.dim() == 3
     if batched and x.shape[0] == 0:
         return x.sum(dim=(-2, -1))  # the empty (0,) result, still part of the graph
-    out_dtype = x.dtype
-    dtype = compute_dtype(x.dtype)
-    with autocast_disabled(x.device):
+    with full_precision(x, y) as precision:
+        dtype = precision.compute
         x, y = _as_batch(x.to(dtype), batched), _as_batch(y.to(dtype), batched)
         a = None if x_weights is None else _as_batch(x_weights.to(dtype), batched)
         b = None if y_weights is None else _as_batch(y_weights.to(dtype), batched)
@@ -194,7 +207,7 @@ def mmd(
             value = _dense_mmd(x, y, a, b, kernel, c0, scales, estimator == "unbiased")
         if not batched:
             value = value[0]
-    return value.to(out_dtype)
+    return value.to(precision.result)
 
 
 class MMD(nn.Module):
@@ -218,6 +231,7 @@ class MMD(nn.Module):
         bandwidth: base constant $c_0$, ``None`` ($2D$) or ``"median"``.
         scales: multipliers of $c_0$ summed over.
         estimator: ``"unbiased"``, ``"biased"`` or ``"linear"``.
+        gather: estimate over the global batch of a distributed run (see `mmd`).
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -236,9 +250,11 @@ class MMD(nn.Module):
         bandwidth: Bandwidth = None,
         scales: Sequence[float] = DEFAULT_SCALES,
         estimator: str = "unbiased",
+        gather: bool = False,
     ) -> None:
         super().__init__()
         check_kernel(kernel)
+        self.gather = check_bool("gather", gather)
         self.kernel = kernel  # a name stays a name: resolved in the registry at each call
         self.bandwidth = check_bandwidth(bandwidth)
         self.scales = check_scales(scales)
@@ -261,6 +277,7 @@ class MMD(nn.Module):
             bandwidth=self.bandwidth,
             scales=self.scales,
             estimator=self.estimator,
+            gather=self.gather,
         )
 
     def extra_repr(self) -> str:
@@ -271,7 +288,7 @@ class MMD(nn.Module):
             )
         return (
             f"kernel={kernel!r}, bandwidth={self.bandwidth!r}, scales={self.scales}, "
-            f"estimator={self.estimator!r}"
+            f"estimator={self.estimator!r}, gather={self.gather}"
         )
 
 

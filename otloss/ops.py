@@ -30,14 +30,19 @@ __all__ = [
     "LOG_2PI",
     "CenteredPair",
     "Kernel",
+    "Precision",
     "autocast_disabled",
+    "autocast_enabled",
     "center_pair",
+    "compute_dtype",
     "energy_kernel",
     "floored_exp",
     "floored_exp_",
+    "full_precision",
     "get_kernel",
     "imq_kernel",
     "laplacian_kernel",
+    "loss_precision",
     "median_sqdist",
     "multiscale_kernel",
     "pairwise_distances",
@@ -54,6 +59,17 @@ DEFAULT_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 LOG_2PI: float = math.log(2 * math.pi)
 
 
+# ------------------------------------------------------------ mixed-precision policy
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether an autocast region is active for ``device``'s type (False where autocast
+    does not exist, e.g. on the ``meta`` device)."""
+    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(
+        device.type
+    )
+
+
 @contextlib.contextmanager
 def autocast_disabled(device: torch.device) -> Iterator[None]:
     """Run the enclosed computation outside autocast (a no-op where autocast does not exist,
@@ -63,6 +79,45 @@ def autocast_disabled(device: torch.device) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a divergence computes in: half precisions are promoted to float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+class Precision(NamedTuple):
+    """The dtypes of one loss evaluation under the mixed-precision policy."""
+
+    compute: torch.dtype  #: what the sensitive computation runs in
+    result: torch.dtype  #: what the loss returns
+
+
+def loss_precision(*tensors: Tensor | None) -> Precision:
+    """The mixed-precision policy of every divergence, density and critic loss.
+
+    The inputs' promoted dtype ``t`` gives the computing dtype `compute_dtype` (float32
+    for half precision, float32/float64 as given). The result is in the computing dtype
+    under autocast (a loss under ``torch.autocast`` is float32, whatever dtype autocast
+    gave its inputs) and in ``t`` otherwise (an explicit half input gets a half result).
+    Read it *before* entering `autocast_disabled`; `full_precision` does both.
+    """
+    given = [t for t in tensors if t is not None]
+    dtype = given[0].dtype
+    for t in given[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    compute = compute_dtype(dtype)
+    return Precision(compute, compute if autocast_enabled(given[0].device) else dtype)
+
+
+@contextlib.contextmanager
+def full_precision(*tensors: Tensor | None) -> Iterator[Precision]:
+    """Run a loss's sensitive part (distances, log-sum-exps, variances, log-densities)
+    outside autocast, yielding its `loss_precision`: cast the inputs to ``.compute``
+    inside, the result to ``.result`` on the way out."""
+    precision = loss_precision(*tensors)
+    with autocast_disabled(next(t for t in tensors if t is not None).device):
+        yield precision
 
 
 class CenteredPair(NamedTuple):
@@ -99,15 +154,23 @@ def sqdist(x: Tensor, y: Tensor | None = None) -> Tensor:
 
     Uses the matmul expansion $|x|^2 + |y|^2 - 2 x \cdot y$ after centring both
     clouds on their joint mean (`center_pair`), clamped at 0 (NaN stays NaN), in the
-    input dtype. When ``y`` is ``None`` the self-distances of ``x`` are returned with an
-    exact zero diagonal.
+    dtypes of `loss_precision` (half precision and autocast compute in float32). When
+    ``y`` is ``None`` the self-distances of ``x`` are returned with an exact zero diagonal.
 
     Shape:
         - x: ``(..., N, D)``, y: ``(..., M, D)`` (broadcastable leading dimensions)
         - output: ``(..., N, M)``, or ``(..., N, N)`` when ``y`` is ``None``
     """
-    if y is None:
-        return _SelfSqdist.apply(x)
+    with full_precision(x, y) as precision:
+        x = x.to(precision.compute)
+        if y is None:
+            d2 = _SelfSqdist.apply(x)
+        else:
+            d2 = _cross_sqdist(x, y.to(precision.compute))
+    return d2.to(precision.result)
+
+
+def _cross_sqdist(x: Tensor, y: Tensor) -> Tensor:
     xc, yc, x2, y2 = center_pair(x, y)
     x2 = x2.unsqueeze(-1)
     if xc.dim() == 2 and yc.dim() == 2:

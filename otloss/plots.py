@@ -11,6 +11,7 @@ r"""Figures of the reference papers, drawn with matplotlib's Agg backend and sav
 - `plot_cluster_posterior`: GM-WAE's figure 7a, $\mathbb{E}_{x \mid \ell}\, q(k \mid x)$
   per digit class.
 - `plot_losses`: each term of a run's ``metrics.jsonl`` against the step.
+- `plot_learning_curves`: an evaluation metric against the step, one line per run.
 
 Each function writes a PNG to ``path`` (creating missing folders) and returns its
 ``Path``. Figures are built on a ``matplotlib.figure.Figure`` with an Agg canvas, never
@@ -41,6 +42,7 @@ __all__ = [
     "plot_gw_curves",
     "plot_isometry",
     "plot_latent_scatter",
+    "plot_learning_curves",
     "plot_losses",
     "plot_reconstructions",
     "plot_samples",
@@ -394,6 +396,56 @@ def plot_gw_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("GW")
     ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path, dpi)
+
+
+def plot_learning_curves(
+    curves: Mapping[str, tuple[object, object]],
+    path: str | Path,
+    *,
+    ylabel: str,
+    target: float | None = None,
+    target_label: str = "paper",
+    xlabel: str = "step",
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """An evaluation metric against the training step, one line per run.
+
+    Args:
+        curves: ``{label: (steps, values)}``, each a ``(T,)`` sequence (T >= 1; the runs
+            may have different T).
+        path: PNG file to write.
+        ylabel: the metric's name.
+        target: a reference value drawn as a dotted horizontal line (``None``: none).
+        target_label: its legend entry.
+        xlabel: horizontal axis label.
+        title: figure title (``None`` for none).
+        dpi: resolution.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    if not curves:
+        raise ValueError("curves holds no runs")
+    fig = _new_figure((5.0, 3.5))
+    ax = fig.add_subplot()
+    for label, (steps, values) in curves.items():
+        steps, values = as_scores(f"steps of {label!r}", steps), as_scores(label, values)
+        if steps.shape != values.shape:
+            raise ValueError(
+                f"steps and values of {label!r} must have the same shape, got {steps.shape} "
+                f"and {values.shape}"
+            )
+        ax.plot(steps, values, "-", marker=".", label=label)
+    if target is not None:
+        ax.axhline(float(target), color="grey", linestyle=":", label=target_label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
     return _save(fig, path, dpi)

@@ -28,7 +28,7 @@ from otloss._checks import (
     check_samples_of_shape,
 )
 from otloss.nn import MLP
-from otloss.ops import LOG_2PI
+from otloss.ops import LOG_2PI, autocast_enabled, compute_dtype
 
 __all__ = [
     "FactorizedNeuralPrior",
@@ -65,6 +65,10 @@ class _Prior(nn.Module):
         """``z (..., L)``; ``match_dtype``: also in the dtype and on the device of the
         prior's parameters (the densities that solve linear systems with them)."""
         factory = self._factory() if match_dtype else {}
+        if isinstance(z, Tensor) and z.is_floating_point() and autocast_enabled(z.device):
+            # Log-densities follow `otloss.ops.loss_precision`: autocast's half codes are
+            # upcast (to the parameters' dtype where they meet them).
+            z = z.to(factory.get("dtype", compute_dtype(z.dtype)))
         return check_latent_codes("z", z, self.latent_dim, **factory)
 
     def rsample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

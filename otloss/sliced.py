@@ -30,9 +30,8 @@ from otloss._checks import (
     check_pair,
     check_projections,
     check_weights,
-    compute_dtype,
 )
-from otloss.ops import autocast_disabled, center_pair
+from otloss.ops import center_pair, full_precision
 
 __all__ = ["SlicedWasserstein", "sliced_wasserstein"]
 
@@ -103,9 +102,8 @@ def sliced_wasserstein(
     else:
         projections = check_projections(projections, x)
 
-    out_dtype = x.dtype
-    dtype = compute_dtype(x.dtype)
-    with autocast_disabled(x.device):
+    with full_precision(x, y) as precision:
+        dtype = precision.compute
         if projections is None:
             theta = torch.randn(dim, n_projections, generator=generator, device=x.device,
                                 dtype=dtype)
@@ -124,7 +122,7 @@ def sliced_wasserstein(
             b = _weights(y_weights, yp, dtype)
             cost = _quantile_cost(xp, a, yp, b, p)
         value = cost.mean(-1)
-    return value.to(out_dtype)
+    return value.to(precision.result)
 
 
 class SlicedWasserstein(nn.Module):

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from otloss._checks import (
+    check_bool,
     check_choice,
     check_codes,
     check_codes_for,
@@ -68,11 +69,11 @@ from otloss._checks import (
     check_min_samples,
     check_real,
     check_same_device_dtype,
-    compute_dtype,
 )
+from otloss.distributed import gather as _gather
 from otloss.gaussian import gaussian_entropy, gaussian_log_density
 from otloss.nn import MLP
-from otloss.ops import autocast_disabled
+from otloss.ops import full_precision, loss_precision
 
 __all__ = [
     "DensityRatioDimwiseKL",
@@ -194,6 +195,7 @@ def total_correlation(
     *,
     estimator: str = "mws",
     dataset_size: int,
+    gather: bool = False,
 ) -> Tensor:
     r"""Minibatch estimate of $\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_d q_d(z_d))$.
 
@@ -214,6 +216,15 @@ def total_correlation(
         logvar: posterior log-variances, same shape.
         estimator: ``"mws"`` or ``"mss"``.
         dataset_size: $N$, the size of the dataset the batch is drawn from (``>= M``).
+        gather: estimate over the global batch of a distributed run: every rank's
+            ``z``, ``mu``, ``logvar`` are gathered (`otloss.distributed.gather`) and
+            $M$ is the global batch size $W M_r$ (the densities $\hat q$ average over
+            all ranks' posteriors; ``dataset_size`` stays the size of the whole dataset,
+            and must be at least the global $M$). The value is identical on every
+            rank; rank $r$'s input gradients are $W$ times the single-process
+            gradients of its slice, so DDP's mean over ranks gives exactly the
+            single-process parameter gradients of the concatenated batch. Every rank
+            needs the same shape. A no-op without an initialised process group.
 
     Returns:
         Scalar, or ``(B,)`` for batched input. Half precision is computed in float32 and
@@ -224,7 +235,8 @@ def total_correlation(
         >>> z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         >>> total_correlation(z, mu, logvar, estimator="mss", dataset_size=60_000)
     """
-    return _estimate(z, mu, logvar, estimator, dataset_size, None, full=False)["tc"]
+    return _estimate(z, mu, logvar, estimator, dataset_size, None, full=False,
+                     gather=gather)["tc"]
 
 
 def tc_decomposition(
@@ -235,6 +247,7 @@ def tc_decomposition(
     estimator: str = "mws",
     dataset_size: int,
     prior_log_density: PriorLogDensity | None = None,
+    gather: bool = False,
 ) -> dict[str, Tensor]:
     r"""Estimates of the three terms of $\mathbb{E}_n \mathrm{KL}(q(z \mid x_n) \| p(z))$.
 
@@ -263,11 +276,14 @@ def tc_decomposition(
             of shape ``(..., M, L)`` or their sums $\log p(z_i)$ of shape
             ``(..., M)``. Default $\mathcal N(0, I)$. With a non-factorised prior
             ``dimwise_kl`` estimates $\mathrm{KL}(\prod_d q_d \,\|\, p)$ instead.
+        gather: estimate over the global batch of a distributed run (see
+            `total_correlation`); ``prior_log_density`` is applied to the gathered ``z``.
 
     Returns:
         dict with ``tc``, ``dimwise_kl`` and ``mutual_info``: scalars, or ``(B,)``.
     """
-    return _estimate(z, mu, logvar, estimator, dataset_size, prior_log_density, full=True)
+    return _estimate(z, mu, logvar, estimator, dataset_size, prior_log_density, full=True,
+                     gather=gather)
 
 
 def _estimate(
@@ -279,14 +295,16 @@ def _estimate(
     prior_log_density: PriorLogDensity | None,
     *,
     full: bool,
+    gather: bool,
 ) -> dict[str, Tensor]:
     """Validate, compute in float32 or float64, return ``tc`` (and the other terms if full)."""
     z, mu, logvar = check_codes(z, mu, logvar, min_samples=_MIN_BATCH, why=_WHY_BATCH)
+    if check_bool("gather", gather):
+        z, mu, logvar = _gather(z, -2), _gather(mu, -2), _gather(logvar, -2)
     check_choice("estimator", estimator, ESTIMATORS)
     dataset_size = check_dataset_size(dataset_size, z.shape[-2])
-    out_dtype = z.dtype
-    dtype = compute_dtype(z.dtype)
-    with autocast_disabled(z.device):
+    with full_precision(z, mu, logvar) as precision:
+        dtype = precision.compute
         z, mu, logvar = z.to(dtype), mu.to(dtype), logvar.to(dtype)
         log_qzx, log_qz, log_qz_marginals = _log_densities(z, mu, logvar, estimator,
                                                            dataset_size)
@@ -296,7 +314,7 @@ def _estimate(
             log_pz = _prior_log_density(prior_log_density, z)
             terms["dimwise_kl"] = (log_prod_marginals - log_pz).mean(-1)
             terms["mutual_info"] = (log_qzx - log_qz).mean(-1)
-    return {k: v.to(out_dtype) for k, v in terms.items()}
+    return {k: v.to(precision.result) for k, v in terms.items()}
 
 
 def _prior_log_density(prior_log_density: PriorLogDensity | None, z: Tensor) -> Tensor:
@@ -341,6 +359,8 @@ class TotalCorrelation(nn.Module):
     Args:
         estimator: ``"mws"`` or ``"mss"``.
         dataset_size: $N$, the number of training points (keyword-only, required).
+        gather: estimate over the global batch of a distributed run (see
+            `total_correlation`; ``dataset_size`` stays the whole dataset's size).
 
     Shape:
         - z, mu, logvar: ``(M, L)`` or ``(B, M, L)`` with $2 \le M \le N$
@@ -353,14 +373,18 @@ class TotalCorrelation(nn.Module):
         >>> loss = recon + beta * tc(z, mu, logvar)
     """
 
-    def __init__(self, estimator: str = "mws", *, dataset_size: int) -> None:
+    def __init__(
+        self, estimator: str = "mws", *, dataset_size: int, gather: bool = False
+    ) -> None:
         super().__init__()
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
         self.dataset_size = check_count("dataset_size", dataset_size)
+        self.gather = check_bool("gather", gather)
 
     def forward(self, z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         return total_correlation(
-            z, mu, logvar, estimator=self.estimator, dataset_size=self.dataset_size
+            z, mu, logvar, estimator=self.estimator, dataset_size=self.dataset_size,
+            gather=self.gather,
         )
 
     def decompose(
@@ -378,10 +402,14 @@ class TotalCorrelation(nn.Module):
             estimator=self.estimator,
             dataset_size=self.dataset_size,
             prior_log_density=prior_log_density,
+            gather=self.gather,
         )
 
     def extra_repr(self) -> str:
-        return f"estimator={self.estimator!r}, dataset_size={self.dataset_size}"
+        return (
+            f"estimator={self.estimator!r}, dataset_size={self.dataset_size}, "
+            f"gather={self.gather}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +467,7 @@ class _DensityRatio(nn.Module):
         # The MLP takes (N, L) rows: batch dimensions are flattened into them and back.
         logits = self.discriminator(z.to(weight.dtype).reshape(-1, self.latent_dim))
         log_ratio = logits[:, 0] - logits[:, 1]
-        return log_ratio.reshape(z.shape[:-1]).to(z.dtype)
+        return log_ratio.reshape(z.shape[:-1]).to(loss_precision(z).result)
 
     def _check_codes(self, name: str, z: object) -> Tensor:
         return check_codes_for(name, z, self.latent_dim, self.discriminator)

@@ -149,3 +149,24 @@ def test_no_progress_prints_a_line_per_record(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.startswith("step ")]
     assert len(lines) == 2 and lines[0].startswith("step 1/2: loss=")
     assert lines[1].endswith("steps/s)") and "\r" not in err
+
+
+def test_precision_flag_reaches_the_trainer_and_a_bad_one_is_an_argparse_error(tmp_path,
+                                                                               capsys):
+    out = tmp_path / "run"
+    _main("swae_mnist")([*TINY, "--dataset", "digits", "--out", str(out),
+                         "--precision", "bf16"])
+    assert load_checkpoint(out)["config"]["precision"] == "bf16"
+    err = _fails(capsys, "swae_mnist", [*TINY, "--dataset", "digits", "--out", str(out),
+                                        "--max-steps", "3", "--resume", "--precision", "fp16"])
+    assert "--precision fp16 contradicts the run" in err
+    err = _fails(capsys, "wae_mnist", ["--dataset", "digits", "--precision", "fp8"])
+    assert "argument --precision: invalid choice: 'fp8'" in err
+
+
+def test_under_a_launcher_the_batch_check_counts_every_process(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    err = _fails(capsys, "wae_mnist", ["--dataset", "digits", "--batch-size", "400",
+                                       "--out", str(tmp_path / "run")])
+    assert err.startswith("error: argument --batch-size: 400 x 4 processes is more than the 1438")
+    assert "use --batch-size 359 or fewer" in err

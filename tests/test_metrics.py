@@ -15,6 +15,7 @@ ot = pytest.importorskip("ot")
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from otloss.metrics import (  # noqa: E402
+    bootstrap,
     class_cluster_matrix,
     cluster_accuracy,
     dci,
@@ -557,3 +558,29 @@ def test_a_missing_optional_dependency_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.metrics", None)  # makes the import fail
     with pytest.raises(ImportError, match=r"otloss.metrics.mig needs .*scikit-learn.*pip install"):
         mig(np.zeros((4, 2)), np.array([[0], [1], [0], [1]]))
+
+
+def test_bootstrap_spread_is_the_standard_error_of_the_mean():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    values = bootstrap(np.mean, x, n_resamples=400, random_state=1)
+    assert values.shape == (400,)
+    assert values.std() == pytest.approx(x.std() / math.sqrt(400), rel=0.15)
+    again = bootstrap(np.mean, torch.from_numpy(x), n_resamples=400, random_state=1)
+    np.testing.assert_array_equal(values, again)
+
+
+def test_bootstrap_resamples_rows_of_every_array_together():
+    x = np.arange(50.0)
+    values = bootstrap(lambda a, b: float(np.abs(a - b).max()), x, 2 * x - x,
+                               n_resamples=20)
+    np.testing.assert_array_equal(values, 0.0)  # paired: the same rows in both
+
+
+def test_bootstrap_rejects_unequal_lengths_and_tiny_samples():
+    with pytest.raises(ValueError, match="same first dimension"):
+        bootstrap(np.mean, np.zeros(5), np.zeros(4))
+    with pytest.raises(ValueError, match="at least 2"):
+        bootstrap(np.mean, np.zeros(1))
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap(np.mean)

@@ -123,6 +123,20 @@ def test_plot_gw_curves_writes_a_png(tmp_path):
     assert_png(plots.plot_gw_curves(steps, estimate, estimate - 0.2, tmp_path / "gw.png"))
 
 
+def test_plot_learning_curves_draws_runs_of_different_lengths(tmp_path):
+    curves = {"SWAE": (np.arange(0, 500, 100), np.linspace(0.5, 0.9, 5)),
+              "WAE": ([0, 250, 500], [0.4, 0.8, 0.92])}
+    assert_png(plots.plot_learning_curves(curves, tmp_path / "knn.png", ylabel="5-NN",
+                                          target=0.96))
+
+
+def test_plot_learning_curves_rejects_mismatched_or_empty_curves(tmp_path):
+    with pytest.raises(ValueError, match="same shape"):
+        plots.plot_learning_curves({"a": ([0, 1], [0.5])}, tmp_path / "x.png", ylabel="m")
+    with pytest.raises(ValueError, match="no runs"):
+        plots.plot_learning_curves({}, tmp_path / "x.png", ylabel="m")
+
+
 def test_plot_latent_scatter_projects_codes(tmp_path):
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 10, size=300)

@@ -52,9 +52,14 @@ def test_smallest_budget_writes_the_report_with_every_row_and_figure(tmp_path):
                      "GM-VAE", "5-NN", "POT empirical GW",
                      "PSNR", "ROC-AUC", "MIG", "FactorVAE", "SAP"):
         assert quantity in text
-    # every figure the report links exists beside it and is a non-empty PNG
+    # every figure the report links exists beside it and is a non-empty PNG, with a
+    # learning curve for each model
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) >= 8
+    assert len(links) >= 12
+    for curve in ("gmwae_accuracy_curve", "swae_knn_curve", "gwae_gw_curves",
+                  "ood_auroc_curve", "tcwae_mig_curve"):
+        assert f"results/{curve}.png" in links
+    assert "learning curve" in text and "bootstrap" in text
     for link in links:
         png = out.parent / link
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -74,6 +79,36 @@ def test_smallest_budget_writes_the_report_with_every_row_and_figure(tmp_path):
     for key in ("gmwae.cluster_accuracy_greedy", "kmeans.cluster_accuracy_greedy",
                 "swae.knn5", "wae_mnist.knn5", "gwae.ood_auroc"):
         assert 0.0 <= results[key] <= 1.0, key
+
+
+def test_learning_sentence_extrapolates_the_measured_slope_only_while_it_rises():
+    rising = report.learning("M", [0, 100, 200, 300], [0.5, 0.6, 0.7, 0.8], 60.0, 0.9)
+    # last half: slope 0.001 per step, 0.1 short: 100 more steps at 0.2 s per step
+    assert "+1.000 per 1000 steps" in rising and "100 more steps" in rising
+    assert "about 0 more minutes" in rising
+    flat = report.learning("M", [0, 100, 200, 300], [0.5, 0.7, 0.7, 0.7], 60.0, 0.9)
+    assert "no longer rises" in flat
+    reached = report.learning("M", [0, 100], [0.5, 0.95], 60.0, 0.9)
+    assert reached.endswith("per 1000 steps.")
+    assert "no learning curve" in report.learning("M", [0], [0.5], 1.0, 0.9)
+
+
+def test_curves_do_not_change_the_run(tmp_path):
+    torch = pytest.importorskip("torch")
+    from benchmarks.reproduce.budget import Budget, Context
+    from benchmarks.reproduce.training import train
+    from otloss.models import WAE
+
+    ctx = Context(Budget(1.0), tmp_path, tmp_path, tmp_path / "runs", 0, 1)
+    x = torch.rand(64, 1, 16, 16)
+    finals = []
+    for evaluate in (None, lambda: float(torch.rand(())) + 0.0):
+        torch.manual_seed(0)
+        model = WAE((1, 16, 16), latent_dim=2)
+        curve = train(model, x, 6, "run", ctx, evaluate=evaluate, batch_size=16)
+        finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        assert len(curve.steps) == (0 if evaluate is None else 7) and curve.seconds > 0
+    torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
 
 
 def test_verdicts_compare_the_measured_value_with_the_target():

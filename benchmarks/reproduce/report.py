@@ -98,6 +98,40 @@ def shortfall(what: str, measured: float, target: float, why: str) -> str:
     return f"{what} ({fmt(measured)}) falls short of the paper: {why}."
 
 
+def slope(steps: list[int], values: list[float]) -> float:
+    """Least-squares slope of the last half of a learning curve (at least two points), per
+    step."""
+    half = max(2, (len(steps) + 1) // 2)
+    xs, ys = steps[-half:], values[-half:]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+def learning(what: str, steps: list[int], values: list[float], seconds: float,
+             target: float | None = None) -> str:
+    """What a learning curve measured: start, middle and end, the slope of its last half,
+    and, short of a ``target`` it still rises towards, the steps and minutes that slope
+    would need (a linear extrapolation of the measured slope: a lower bound, since learning
+    curves flatten). ``seconds``: the training time of the ``steps[-1]`` steps."""
+    if len(steps) < 2:
+        return f"{what}: {fmt(values[-1])} (no learning curve at this budget)."
+    mid = len(steps) // 2
+    rate = slope(steps, values)
+    text = (f"{what}'s learning curve: {fmt(values[0])} at step {steps[0]}, {fmt(values[mid])} "
+            f"at step {steps[mid]}, {fmt(values[-1])} at step {steps[-1]}; over its last half "
+            f"it changed by {1000 * rate:+.3f} per 1000 steps")
+    if target is None or values[-1] >= target:
+        return text + "."
+    if rate <= 0:
+        return (text + ": it no longer rises, so more steps of this setting would not reach "
+                f"{fmt(target)}.")
+    more = (target - values[-1]) / rate
+    minutes = more * seconds / max(steps[-1], 1) / 60
+    return (text + f": at that rate {fmt(target)} needs at least {more:,.0f} more steps (about "
+            f"{minutes:.0f} more minutes of this run's pace on these cores).")
+
+
 def choose(phrases: dict[bool, str], condition: bool) -> str:
     """The phrase for ``condition``: the prose's only branch, spelled as data."""
     return phrases[bool(condition)]

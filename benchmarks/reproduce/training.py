@@ -1,7 +1,9 @@
-"""Training a model with the paper's optimiser settings, and evaluating it in chunks."""
+"""Training a model with the paper's optimiser settings, its learning curve, and evaluating
+it in chunks."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,37 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+#: Evaluations of a learning curve after step 0 (the curve has one more point).
+CURVE_POINTS = 8
+
+
+@dataclasses.dataclass
+class Curve:
+    """A learning curve: the metric after each of ``steps``, and the training's wall time
+    (the evaluations excluded)."""
+
+    steps: list[int] = dataclasses.field(default_factory=list)
+    values: list[float] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def points(self) -> tuple[list[int], list[float]]:
+        """``(steps, values)``, as `otloss.plots.plot_learning_curves` takes them."""
+        return self.steps, self.values
+
+
+def evaluated(model: nn.Module, evaluate: Callable[[], float]) -> float:
+    """``evaluate()`` on ``model`` in eval mode, without a graph, leaving the random
+    generators and the training mode as they were (so a curve does not change the run)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
+            return float(evaluate())
+    finally:
+        model.train(was_training)
+
+
 def train(
     model: nn.Module,
     data: Tensor,
@@ -25,12 +58,35 @@ def train(
     name: str,
     ctx: Context,
     *,
+    evaluate: Callable[[], float] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     log_every: int | None = None,
     **config: Any,
-) -> None:
+) -> Curve:
     """Train ``model`` for ``steps`` generator steps with the paper's optimiser settings
-    (``model.training_defaults``, overridden by ``config``), then put it in eval mode."""
+    (``model.training_defaults``, overridden by ``config``), then put it in eval mode.
+
+    With ``evaluate`` (a metric of the current model), the learning curve: the metric
+    before training and after every ``steps / CURVE_POINTS`` steps (`evaluated`: the run
+    itself is the same as without it); otherwise an empty curve. Either way the curve's
+    ``seconds`` is the training time."""
+    curve = Curve()
+    evaluating = 0.0
+
+    def record(step: int, metrics: dict[str, float]) -> None:
+        nonlocal evaluating
+        if evaluate is not None:
+            t0 = time.perf_counter()
+            curve.steps.append(step)
+            curve.values.append(evaluated(model, evaluate))
+            evaluating += time.perf_counter() - t0
+        if on_log is not None:
+            on_log(step, metrics)
+
+    if evaluate is not None:
+        record(0, {})
+        evaluating = 0.0
+        log_every = log_every or max(1, steps // CURVE_POINTS)
     settings = {**getattr(model, "training_defaults", {}), **config}
     settings["batch_size"] = min(settings.get("batch_size", 64), data.shape[0])
     trainer = Trainer(
@@ -43,13 +99,15 @@ def train(
         seed=ctx.seed,
         log_every=log_every or max(1, steps // 5),
         checkpoint_every=steps,
-        on_log=on_log,
+        on_log=record,
         **settings,
     )
     started = time.perf_counter()
     trainer.fit(data, max_steps=steps)
     model.eval()
-    log(f"  {name}: {steps} steps in {time.perf_counter() - started:.0f} s")
+    curve.seconds = time.perf_counter() - started - evaluating
+    log(f"  {name}: {steps} steps in {curve.seconds:.0f} s (+ {evaluating:.0f} s evaluating)")
+    return curve
 
 
 @torch.no_grad()

@@ -25,8 +25,10 @@ from otloss.metrics.disentanglement import (
 from otloss.metrics.isometry import empirical_gw, isometry_pairs
 from otloss.metrics.ood import ood_auroc
 from otloss.metrics.reconstruction import psnr
+from otloss.metrics.resampling import bootstrap
 
 __all__ = [
+    "bootstrap",
     "class_cluster_matrix",
     "cluster_accuracy",
     "dci",

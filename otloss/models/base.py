@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from otloss._checks import check_min_samples
 from otloss.nn import MLP, ConvDecoder, ConvEncoder
+from otloss.ops import full_precision
 
 __all__ = [
     "INITIAL_LOGVAR",
@@ -132,7 +133,9 @@ def squared_error(x: Tensor, x_hat: Tensor) -> Tensor:
             f"x and its reconstruction must have the same shape, got {tuple(x.shape)} and "
             f"{tuple(x_hat.shape)}"
         )
-    return (x - x_hat).pow(2).flatten(1).sum(1)
+    with full_precision(x, x_hat) as precision:
+        diff = x.to(precision.compute) - x_hat.to(precision.compute)
+        return diff.pow(2).flatten(1).sum(1).to(precision.result)
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -50,7 +50,7 @@ from otloss.models.base import (
     squared_error,
 )
 from otloss.nn import MLP
-from otloss.ops import median_sqdist, multiscale_kernel, sqdist
+from otloss.ops import full_precision, loss_precision, median_sqdist, multiscale_kernel, sqdist
 from otloss.priors import FixedGaussianMixture
 
 __all__ = ["GMWAE", "GMWAE_SCALES", "ComponentHeads", "mixture_mmd"]
@@ -124,29 +124,32 @@ def mixture_mmd(
     minimum = 2 if estimator == "unbiased" else 1
     check_min_samples("z", n, minimum, f"the {estimator} mixture MMD")
     check_min_samples("z_prior", m, minimum, f"the {estimator} mixture MMD")
-    zq, zp = z.reshape(n * k, dim), z_prior.reshape(m * k, dim)
-    if bandwidth is None:
-        c0: float | Tensor = 2.0 * dim
-    elif bandwidth == "median":
-        c0 = median_sqdist(zq, zp)
-    else:
-        c0 = float(bandwidth)
-    wq = probs.reshape(n * k) / n
-    wp = torch.full((m * k,), 1.0 / (m * k), dtype=z.dtype, device=z.device)
+    with full_precision(z, probs, z_prior) as precision:
+        z, probs, z_prior = (t.to(precision.compute) for t in (z, probs, z_prior))
+        zq, zp = z.reshape(n * k, dim), z_prior.reshape(m * k, dim)
+        if bandwidth is None:
+            c0: float | Tensor = 2.0 * dim
+        elif bandwidth == "median":
+            c0 = median_sqdist(zq, zp)
+        else:
+            c0 = float(bandwidth)
+        wq = probs.reshape(n * k) / n
+        wp = torch.full((m * k,), 1.0 / (m * k), dtype=z.dtype, device=z.device)
 
-    def within(a: Tensor, w: Tensor, size: int) -> Tensor:
-        gram = multiscale_kernel(sqdist(a), kernel, c0, scales)
-        total = w @ gram @ w
-        if estimator == "biased":
-            return total
-        # every pair of one sample's K atoms: the (i, i) blocks of the Gram matrix
-        blocks = torch.diagonal(gram.view(size, k, size, k), dim1=0, dim2=2)  # (K, K, size)
-        wb = w.view(size, k).T  # (K, size)
-        same = torch.einsum("ki,kli,li->", wb, blocks, wb)
-        return (total - same) * size / (size - 1)
+        def within(a: Tensor, w: Tensor, size: int) -> Tensor:
+            gram = multiscale_kernel(sqdist(a), kernel, c0, scales)
+            total = w @ gram @ w
+            if estimator == "biased":
+                return total
+            # every pair of one sample's K atoms: the (i, i) blocks of the Gram matrix
+            blocks = torch.diagonal(gram.view(size, k, size, k), dim1=0, dim2=2)  # (K, K, size)
+            wb = w.view(size, k).T  # (K, size)
+            same = torch.einsum("ki,kli,li->", wb, blocks, wb)
+            return (total - same) * size / (size - 1)
 
-    cross = wq @ multiscale_kernel(sqdist(zq, zp), kernel, c0, scales) @ wp
-    return within(zq, wq, n) + within(zp, wp, m) - 2.0 * cross
+        cross = wq @ multiscale_kernel(sqdist(zq, zp), kernel, c0, scales) @ wp
+        value = within(zq, wq, n) + within(zp, wp, m) - 2.0 * cross
+    return value.to(precision.result)
 
 
 class ComponentHeads(nn.Module):
@@ -370,7 +373,7 @@ class GMWAE(OTAutoencoder):
                           bandwidth=self.mmd.bandwidth, scales=self.mmd.scales,
                           estimator=self.mmd.estimator)
         with torch.no_grad():
-            usage = probs.mean(0)
+            usage = probs.mean(0).to(loss_precision(probs).result)
             component_entropy = -(usage * usage.clamp_min(1e-30).log()).sum()
         return {
             "loss": reconstruction + self.lambda_z * mmd,

@@ -181,7 +181,7 @@ class SWAE(OTAutoencoder):
         x_d, x_e = self.decode(torch.cat([z_d, z_e])).split(n)
         x_loss = squared_error(x, x_d).mean()
         reconstruction = squared_error(x, x_e).mean()
-        z_loss = (z_e - z_d).pow(2).sum(1).mean()
+        z_loss = squared_error(z_e, z_d).mean()
         loss = self.beta * x_loss + (1 - self.beta) * reconstruction + self.alpha * z_loss
         return {
             "loss": loss,

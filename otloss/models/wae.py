@@ -38,6 +38,7 @@ from otloss.models.base import (
     squared_error,
 )
 from otloss.nn import MLP
+from otloss.ops import loss_precision
 from otloss.priors import StandardNormal
 
 __all__ = ["WAE"]
@@ -167,6 +168,7 @@ class WAE(OTAutoencoder):
 
     def _logits(self, z: Tensor) -> Tensor:
         out = self.discriminator(z)
+        out = out.to(loss_precision(out).result)  # float32 logits under autocast
         if out.dim() == 2 and out.shape[1] == 1:
             out = out.squeeze(1)
         if out.shape != (z.shape[0],):

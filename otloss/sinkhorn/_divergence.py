@@ -31,14 +31,16 @@ import torch
 from torch import Tensor, nn
 
 from otloss._checks import (
+    check_bool,
     check_choice,
     check_count,
     check_interval,
     check_pair,
     check_positive,
     check_weights,
-    compute_dtype,
 )
+from otloss.distributed import gather_clouds
+from otloss.ops import loss_precision
 from otloss.sinkhorn._geometry import CostFunction, CostGeometry
 from otloss.sinkhorn._solver import (
     NonFiniteSinkhornError,
@@ -297,6 +299,7 @@ def sinkhorn_divergence(
     backend: str = "auto",
     cost: CostFunction | None = None,
     potentials: bool = False,
+    gather: bool = False,
 ) -> Tensor | SinkhornOutput:
     r"""Debiased Sinkhorn divergence (or entropic OT cost) between weighted point clouds.
 
@@ -363,6 +366,16 @@ def sinkhorn_divergence(
             in its first argument and symmetric (it replaces $|x - y|^p / p$).
         potentials: also return the potentials, iterations, marginal error and whether
             the stopping tests held.
+        gather: estimate over the global batch of a distributed run: every rank's
+            points and weights are gathered (`otloss.distributed.gather_clouds`) and the
+            divergence is that of the concatenated clouds, each rank's weights (summing
+            to 1) divided by the number of ranks $W$ (the global measure is the mean of
+            the ranks' measures). The value and potentials are identical on every rank
+            (the potentials cover the global clouds); rank $r$'s input gradients are
+            $W$ times the single-process gradients of its slices, so DDP's mean over
+            ranks gives exactly the single-process parameter gradients of the
+            concatenated batch. Every rank needs the same shapes. A no-op without an
+            initialised process group.
 
     Returns:
         The divergence, a scalar or ``(B,)`` in the input dtype; a
@@ -378,17 +391,19 @@ def sinkhorn_divergence(
         >>> loss = sinkhorn_divergence(x, y, blur=0.05)
     """
     x, y = check_pair(x, y)
+    if check_bool("gather", gather):
+        x, y, x_weights, y_weights = gather_clouds(x, y, x_weights, y_weights)
     cfg = _config(p, blur, scaling, debias, reach, diameter, tol, rtol, max_iter, backend, cost)
     x_weights = check_weights("x_weights", x_weights, x)
     y_weights = check_weights("y_weights", y_weights, y)
 
     batched = x.dim() == 3
-    dtype = compute_dtype(x.dtype)
+    dtype, out_dtype = loss_precision(x, y)
     xb, yb = (x, y) if batched else (x[None], y[None])
     xb, yb = xb.to(dtype), yb.to(dtype)
     nb, n, m = xb.shape[0], xb.shape[1], yb.shape[1]
     if nb == 0:
-        empty = xb.new_zeros(0, dtype=x.dtype) + 0 * x.sum()
+        empty = xb.new_zeros(0, dtype=out_dtype) + 0 * x.sum()
         if not potentials:
             return empty
         return SinkhornOutput(
@@ -422,7 +437,7 @@ def sinkhorn_divergence(
             SinkhornConvergenceWarning,
             stacklevel=2,
         )
-    value = value.to(x.dtype)
+    value = value.to(out_dtype)
     if not batched:
         value, f, g, error, converged = value[0], f[0], g[0], error[0], converged[0]
     if not potentials:
@@ -489,6 +504,8 @@ class SinkhornDivergence(nn.Module):
         cost: optional custom cost ``(B, N, D) x (B, M, D) -> (B, N, M)``.
         potentials: `forward` returns a `SinkhornOutput` (value, potentials,
             iterations, marginal error, convergence) instead of the value alone.
+        gather: estimate over the global batch of a distributed run (see
+            `sinkhorn_divergence`).
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -513,8 +530,10 @@ class SinkhornDivergence(nn.Module):
         backend: str = "auto",
         cost: CostFunction | None = None,
         potentials: bool = False,
+        gather: bool = False,
     ) -> None:
         super().__init__()
+        self.gather = check_bool("gather", gather)
         _config(p, blur, scaling, debias, reach, diameter, tol, rtol, max_iter, backend, cost)
         if not isinstance(potentials, bool):
             raise TypeError(f"potentials must be a bool, got {type(potentials).__name__}")
@@ -548,6 +567,7 @@ class SinkhornDivergence(nn.Module):
             backend=self.backend,
             cost=self.cost,
             potentials=self.potentials,
+            gather=self.gather,
         )
 
     def extra_repr(self) -> str:

@@ -9,6 +9,8 @@ The package's modules, each one idea:
 - `otloss.train.checkpoint`: random state, atomic files, checksummed checkpoints and
   the names of a run folder's files;
 - `otloss.train.logs`: interval means, ``metrics.jsonl`` and the progress display;
+- `otloss.train.precision`: autocast and the fp16 gradient scaler (``precision``);
+- `otloss.train.parallel`: the process group and DDP of a ``torchrun`` run;
 - `otloss.train.trainer`: `Trainer`, the loop.
 """
 
@@ -30,6 +32,7 @@ from otloss.train.checkpoint import (
 )
 from otloss.train.config import OPTIMIZERS, RESUMABLE_FIELDS, TrainConfig
 from otloss.train.logs import CRITIC_PREFIX
+from otloss.train.precision import PRECISIONS
 from otloss.train.protocol import AdversarialModel, TrainableModel, is_adversarial
 from otloss.train.trainer import NonFiniteLossError, Trainer, TrainSummary
 
@@ -39,6 +42,7 @@ __all__ = [
     "METRICS",
     "MODEL_CONFIG",
     "OPTIMIZERS",
+    "PRECISIONS",
     "RESUMABLE_FIELDS",
     "AdversarialModel",
     "CorruptCheckpointError",

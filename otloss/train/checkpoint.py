@@ -279,10 +279,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The checkpoint dict: ``model`` (state dict), ``optimizers`` (``"generator"`` and,
-        for adversarial models, ``"critic"``), ``step``, ``rng``, ``data``, ``metrics``,
+        for adversarial models, ``"critic"``), ``scalers`` (their fp16 gradient scalers'
+        states, empty dicts in fp32/bf16), ``step``, ``rng``, ``data``, ``metrics``,
         ``config`` (a `TrainConfig` as a dict), ``model_config``
         (the model's constructor arguments, or ``None``), ``elapsed``, ``otloss_version``
-        and ``sha256``.
+        and ``sha256``; a run of several processes adds ``ranks``, every rank's ``rng``
+        and ``metrics`` in rank order (the top-level ones are rank 0's).
 
     Raises:
         FileNotFoundError: neither file exists or can be read.

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from otloss._checks import check_choice, check_positive
+from otloss.train.precision import PRECISIONS
 
 __all__ = ["OPTIMIZERS", "RESUMABLE_FIELDS", "RUNTIME_FIELDS", "TrainConfig"]
 
@@ -30,7 +31,8 @@ class TrainConfig:
 
     Attributes:
         out_dir: run folder for ``checkpoint.pt``, ``metrics.jsonl`` and TensorBoard logs.
-        batch_size: samples per batch (when ``fit`` gets a dataset).
+        batch_size: samples per batch of each process (when ``fit`` gets a dataset); a
+            run of K processes (``torchrun``) has global batches of ``K * batch_size``.
         optimizer: ``"adam"``, ``"adamw"`` or ``"rmsprop"`` for the generator.
         lr: the generator's learning rate.
         betas: Adam's moment coefficients (RMSprop uses ``alpha=0.99``).
@@ -54,6 +56,8 @@ class TrainConfig:
             file) one line per record on standard error; ``"lines"``: always the lines;
             ``False``: nothing (the ``otloss.train`` logger still gets every record).
         tensorboard: also log to ``out_dir/tensorboard`` (when tensorboard is installed).
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a
+            gradient scaler), see `otloss.train.precision`; kept from the run on resume.
     """
 
     out_dir: str = "runs/otloss"
@@ -77,6 +81,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool | str = True
     tensorboard: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.out_dir = str(self.out_dir)
@@ -90,6 +95,7 @@ class TrainConfig:
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative int, got {self.num_workers!r}")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.critic_optimizer is not None:
             check_choice("critic_optimizer", self.critic_optimizer, OPTIMIZERS)
         check_positive("lr", self.lr)

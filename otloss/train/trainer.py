@@ -6,11 +6,13 @@ future of a run is checkpointed: the model, both optimisers, the step, every ran
 generator (torch CPU and CUDA, numpy, Python's ``random``), the position of the data
 iterator and the unfinished log interval. So N steps straight and N/2 steps, a restart
 with ``resume=True``, and N/2 more give bitwise identical parameters on the CPU and the
-same records in ``metrics.jsonl`` (up to the wall-clock ``elapsed``).
+same records in ``metrics.jsonl`` (up to the wall-clock ``elapsed``), in one process or
+in several (see `otloss.train.parallel`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from otloss._version import __version__
+from otloss.train import parallel
 from otloss.train.batches import InfiniteBatches, Repeat
 from otloss.train.checkpoint import (
     CHECKPOINT,
@@ -47,6 +50,7 @@ from otloss.train.config import (
     resolve_device,
 )
 from otloss.train.logs import CRITIC_PREFIX, LossTracker, Progress, truncate_metrics
+from otloss.train.precision import autocast, make_scaler
 from otloss.train.protocol import check_terms, is_adversarial
 
 __all__ = ["NonFiniteLossError", "TrainSummary", "Trainer"]
@@ -142,7 +146,28 @@ class Trainer:
 
     On resume, this trainer's ``lr``, ``critic_lr``, ``grad_clip``, ``log_every`` and
     ``checkpoint_every`` take effect (the learning rates replace the optimisers' restored
-    ones) and are recorded in the next checkpoint; every other setting comes from the run.
+    ones) and are recorded in the next checkpoint; every other setting comes from the run
+    (``precision`` included).
+
+    ``precision="bf16"`` or ``"fp16"`` computes the losses under ``torch.autocast`` on
+    the run's device; fp16 also scales the losses with a ``torch.amp.GradScaler`` per
+    optimiser, whose state is checkpointed (see `otloss.train.precision`).
+
+    Distributed data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) or in an
+    initialised process group, the trainer joins the group (initialising it from the
+    launcher's environment if needed: NCCL on ``cuda:LOCAL_RANK``, gloo on the CPU) and
+    averages the gradients of every step over the processes with
+    ``DistributedDataParallel`` (see `otloss.train.parallel`). ``batch_size`` is the
+    batch of each process: a run of K processes trains on global batches of
+    ``K * batch_size`` samples, rank ``r`` taking the ``r``-th block of each (see
+    `InfiniteBatches`; an iterable of batches given to ``fit`` must shard itself). Each
+    rank draws its own random numbers (rank 0 from ``seed``). Rank 0 alone writes the run
+    folder (``metrics.jsonl``, checkpoints, ``model.json``, TensorBoard), shows progress
+    and calls ``on_log`` / ``on_checkpoint``; the logged terms are means over the
+    ranks. A checkpoint holds every rank's random and log state, and every rank resumes
+    from the same file (on several machines the run folder must be shared), so a split
+    run of K processes equals the straight one bitwise on the CPU. A run resumes with as
+    many processes as it was started with.
 
     Args:
         model: an ``nn.Module`` following the protocol; moved to the chosen device.
@@ -171,7 +196,10 @@ class Trainer:
             raise TypeError("model must be an nn.Module with a losses(x) -> dict method")
         self.adversarial = is_adversarial(model)
         self.config = dataclasses.replace(config or TrainConfig(), **overrides)
-        self.device = resolve_device(self.config.device)
+        self.device = parallel.run_device(resolve_device(self.config.device))
+        if parallel.launched():
+            parallel.init_from_environment(self.device)
+        self.world_size, self.rank = parallel.world_size(), parallel.rank()
         self.model = model.to(self.device)
         self.on_log, self.on_checkpoint = on_log, on_checkpoint
 
@@ -182,6 +210,8 @@ class Trainer:
             p for p in model.parameters() if p.requires_grad and id(p) not in critic_ids
         ]
         self.optimizers = self._make_optimizers()
+        self.scalers = self._make_scalers()
+        self._losses = self._loss_functions(critic)
         self.model_config = model_config(model)
         self.step = 0
         self.out_dir = Path(self.config.out_dir)
@@ -206,6 +236,20 @@ class Trainer:
             )
         return optimizers
 
+    def _make_scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {name: make_scaler(self.config.precision, self.device) for name in self.optimizers}
+
+    def _loss_functions(self, critic: list[nn.Parameter]) -> dict[str, Callable[..., Any]]:
+        """``losses`` and ``critic_losses``, through DDP in a multi-process run."""
+        model = self.model
+        if self.world_size == 1:
+            return {"generator": model.losses, "critic": getattr(model, "critic_losses", None)}
+        return {
+            "generator": parallel.wrap_losses(model, "losses", critic, self.device),
+            "critic": parallel.wrap_losses(model, "critic_losses", self.generator_params,
+                                           self.device) if self.adversarial else None,
+        }
+
     def _learning_rates(self) -> dict[str, float]:
         rates = {"generator": self.config.lr}
         if self.adversarial:
@@ -216,22 +260,29 @@ class Trainer:
 
     def generator_step(self, x: Tensor) -> dict[str, Tensor]:
         """Minimise ``model.losses(x)["loss"]`` over the generator's parameters once."""
-        terms = check_terms(self.model.losses(x), "losses")
-        self._update(terms["loss"], self.generator_params, self.optimizers["generator"])
+        with autocast(self.config.precision, self.device):
+            terms = check_terms(self._losses["generator"](x), "losses")
+        self._update(terms["loss"], self.generator_params, "generator")
         return terms
 
     def critic_step(self, x: Tensor) -> dict[str, Tensor]:
         """Minimise ``model.critic_losses(x)["loss"]`` over the critic's parameters once."""
-        terms = check_terms(self.model.critic_losses(x), "critic_losses")
-        self._update(terms["loss"], self.critic_params, self.optimizers["critic"])
+        with autocast(self.config.precision, self.device):
+            terms = check_terms(self._losses["critic"](x), "critic_losses")
+        self._update(terms["loss"], self.critic_params, "critic")
         return terms
 
-    def _update(self, loss: Tensor, params: list[nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    def _update(self, loss: Tensor, params: list[nn.Parameter], name: str) -> None:
+        """One step of optimiser ``name``; under fp16 its scaler skips a step whose
+        gradients overflowed (and lowers its scale)."""
+        opt, scaler = self.optimizers[name], self.scalers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
+        scaler.scale(loss).backward(inputs=params)
         if self.config.grad_clip is not None:
+            scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -258,16 +309,20 @@ class Trainer:
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
             raise ValueError(f"max_steps must be a non-negative int, got {max_steps!r}")
         started = time.perf_counter()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        lead = self.rank == 0  # the one process that writes files and shows progress
+        if lead:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = self._start(data)
+        parallel.barrier()
         batches = self._data[1]
         cfg, start_step, metrics = self.config, self.step, {}
         self.model.train()
-        progress = Progress(cfg.progress, start_step, max_steps)
-        writer = _tensorboard_writer(cfg.tensorboard, self.out_dir)
+        progress = Progress(cfg.progress if lead else False, start_step, max_steps)
+        writer = _tensorboard_writer(cfg.tensorboard and lead, self.out_dir)
         self._session_start = started
         try:
-            with open(self.out_dir / METRICS, "a", encoding="utf-8") as log_file:
+            log = open(self.out_dir / METRICS, "a", encoding="utf-8") if lead else None
+            with log or contextlib.nullcontext() as log_file:
                 while self.step < max_steps:
                     if self.adversarial:
                         for _ in range(cfg.n_critic):
@@ -289,6 +344,7 @@ class Trainer:
                 writer.close()
             self._elapsed += time.perf_counter() - started
             self._session_start = None
+        parallel.barrier()  # every rank returns once the final checkpoint is written
         if start_step >= max_steps:
             logger.info("step %d already reached max_steps=%d", start_step, max_steps)
         return TrainSummary(
@@ -305,6 +361,12 @@ class Trainer:
         if self._data is not None and self._data[0] is data:
             return self._data[1]  # a second fit() on the same data continues its order
         if isinstance(data, InfiniteBatches):
+            if data.world_size != self.world_size:
+                raise ValueError(
+                    f"the InfiniteBatches given to fit() have world_size={data.world_size} "
+                    f"but the run has {self.world_size} processes; pass rank= and "
+                    "world_size= to InfiniteBatches, or give fit() the dataset"
+                )
             batches = data
         elif isinstance(data, (Tensor, torch.utils.data.Dataset)):
             batches = InfiniteBatches(
@@ -312,6 +374,8 @@ class Trainer:
                 self.config.batch_size,
                 seed=self.config.seed,
                 num_workers=self.config.num_workers,
+                rank=self.rank,
+                world_size=self.world_size,
             )
         elif isinstance(data, Iterable):
             batches = Repeat(data)
@@ -330,25 +394,27 @@ class Trainer:
     def _start(self, data: Any) -> bool:
         """Resume from the run folder, continue in memory, or start fresh; True when
         resumed. Leaves the batch iterator in ``self._data``."""
-        metrics_path = self.out_dir / METRICS
+        metrics_path, lead = self.out_dir / METRICS, self.rank == 0
         if self.step > 0:  # fit() called again on this trainer: continue in memory
             self._batches(data)
-            truncate_metrics(metrics_path, self.step, keep_last=not self._tracker.pending)
+            if lead:
+                truncate_metrics(metrics_path, self.step, keep_last=not self._tracker.pending)
             return False
         found = has_checkpoint(self.out_dir)
-        for path in remove_stale_temporary_files(self.out_dir):
-            logger.info("removed %s, left by a run killed while writing", path)
         if found and self.config.resume:
             path = self.out_dir / CHECKPOINT
-            state, used = load_with_fallback(path)
-            if used != path and path.exists():  # keep the corrupt file out of the rotation
-                os.replace(path, path.with_name(f"{path.stem}.corrupt{path.suffix}"))
+            state, used = load_with_fallback(path)  # every rank reads the same file
             self._adopt_run_config(state["config"])
             self.load_state_dict(state, self._batches(data))
-            truncate_metrics(metrics_path, self.step, keep_last=not self._tracker.pending)
-            if self.model_config is not None and not (self.out_dir / MODEL_CONFIG).exists():
-                write_json(self.out_dir / MODEL_CONFIG, self.model_config)
-            logger.info("resumed from %s at step %d", used, self.step)
+            parallel.barrier()  # read everywhere before rank 0 moves files
+            if lead:
+                if used != path and path.exists():  # keep the corrupt file out of rotation
+                    os.replace(path, path.with_name(f"{path.stem}.corrupt{path.suffix}"))
+                self._remove_stale_files()
+                truncate_metrics(metrics_path, self.step, keep_last=not self._tracker.pending)
+                if self.model_config is not None and not (self.out_dir / MODEL_CONFIG).exists():
+                    write_json(self.out_dir / MODEL_CONFIG, self.model_config)
+                logger.info("resumed from %s at step %d", used, self.step)
             return True
         if found and not self.config.overwrite:
             raise FileExistsError(
@@ -356,11 +422,17 @@ class Trainer:
                 "continue it, overwrite=True to start again over it, or another out_dir"
             )
         self._batches(data)
-        seed_everything(self.config.seed)
-        atomic_write(metrics_path, lambda f: None)  # empty; a link there is replaced
-        if self.model_config is not None:
-            write_json(self.out_dir / MODEL_CONFIG, self.model_config)
+        seed_everything(parallel.rank_seed(self.config.seed, self.rank))
+        if lead:
+            self._remove_stale_files()
+            atomic_write(metrics_path, lambda f: None)  # empty; a link there is replaced
+            if self.model_config is not None:
+                write_json(self.out_dir / MODEL_CONFIG, self.model_config)
         return False
+
+    def _remove_stale_files(self) -> None:
+        for path in remove_stale_temporary_files(self.out_dir):
+            logger.info("removed %s, left by a run killed while writing", path)
 
     def _adopt_run_config(self, stored: dict[str, Any]) -> None:
         """Take the run's settings, except the resumable and runtime ones of this trainer."""
@@ -383,12 +455,16 @@ class Trainer:
             logger.warning("resuming with changed settings: %s", text)
         self.config = dataclasses.replace(self.config, **run)
         self.optimizers = self._make_optimizers()
+        self.scalers = self._make_scalers()
 
     def _log(
         self, log_file: Any, progress: Progress, writer: Any, *, close: bool
     ) -> dict[str, float]:
-        metrics = self._tracker.means(reset=close)  # the one host sync of the interval
+        # The one host sync of the interval; the terms are averaged over the ranks.
+        metrics = parallel.mean_over_ranks(self._tracker.means(reset=close), self.device)
         self._raise_if_nonfinite()
+        if log_file is None:  # not rank 0
+            return metrics
         rates = {
             ("lr" if name == "generator" else f"{CRITIC_PREFIX}lr"): opt.param_groups[0]["lr"]
             for name, opt in self.optimizers.items()
@@ -409,6 +485,8 @@ class Trainer:
 
     def _raise_if_nonfinite(self) -> None:
         found = self._tracker.first_nonfinite()
+        if self.world_size > 1:  # every rank stops, at the earliest step of any rank
+            found = _earliest([f for f in parallel.all_gather_objects(found) if f is not None])
         if found is None:
             return
         terms, step = found
@@ -418,29 +496,41 @@ class Trainer:
         raise error
 
     def _save(self, batches: Any) -> None:
-        path = save_checkpoint(self.state_dict(batches), self.out_dir / CHECKPOINT)
+        state = self.state_dict(batches)  # on every rank: it gathers the ranks' states
+        if self.rank != 0:
+            return
+        path = save_checkpoint(state, self.out_dir / CHECKPOINT)
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.step, path)
 
     # -- state ---------------------------------------------------------------------------
 
     def state_dict(self, batches: Any = None) -> dict[str, Any]:
-        """Everything a checkpoint holds (``batches``: the data iterator to record)."""
+        """Everything a checkpoint holds (``batches``: the data iterator to record).
+
+        In a run of several processes, ``"ranks"`` lists every rank's random and log
+        state (``"rng"`` and ``"metrics"`` are rank 0's); every rank must call this
+        together, since it gathers them.
+        """
         data = batches.state_dict() if hasattr(batches, "state_dict") else None
         session = self._session_start
         elapsed = self._elapsed + (time.perf_counter() - session if session is not None else 0.0)
-        return {
+        own = {"rng": rng_state(self.device), "metrics": self._tracker.state_dict()}
+        state = {
             "model": self.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "step": self.step,
-            "rng": rng_state(self.device),
+            **own,
             "data": data,
-            "metrics": self._tracker.state_dict(),
             "config": dataclasses.asdict(self.config),
             "model_config": self.model_config,
             "elapsed": elapsed,
             "otloss_version": __version__,
         }
+        if self.world_size > 1:
+            state["ranks"] = parallel.all_gather_objects(own)
+        return state
 
     def load_state_dict(self, state: dict[str, Any], batches: Any = None) -> None:
         """Restore a checkpoint's model, optimisers, step, metrics and random states.
@@ -448,6 +538,14 @@ class Trainer:
         The optimisers' learning rates are then set to this trainer's ``lr`` and
         ``critic_lr``: a run resumed with a lower rate trains at the lower rate.
         """
+        ranks = state.get("ranks") or [state]
+        if len(ranks) != self.world_size:
+            raise ValueError(
+                f"the checkpoint was written by a run of {len(ranks)} process(es) and this "
+                f"run has {self.world_size}; resume it with {len(ranks)} (torchrun "
+                f"--nproc_per_node)"
+            )
+        own = ranks[self.rank]
         self.model.load_state_dict(state["model"])
         if state["optimizers"].keys() != self.optimizers.keys():
             raise ValueError(
@@ -459,15 +557,26 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
             for group in opt.param_groups:
                 group["lr"] = rates[name]
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
         self.step = state["step"]
         self._elapsed = float(state.get("elapsed", 0.0))
-        self._tracker.load_state_dict(state["metrics"])
+        self._tracker.load_state_dict(own["metrics"])
         if batches is not None:
             if state.get("data") is not None and hasattr(batches, "load_state_dict"):
                 batches.load_state_dict(state["data"])
             else:
                 logger.warning("the data iterator has no state: the batch order is not resumed")
-        set_rng_state(state["rng"], self.device)
+        set_rng_state(own["rng"], self.device)
+
+
+def _earliest(found: list[tuple[list[str], int]]) -> tuple[list[str], int] | None:
+    """The earliest of the ranks' first non-finite steps, with the terms of any rank then."""
+    if not found:
+        return None
+    step = min(s for _, s in found)
+    return list(dict.fromkeys(t for terms, s in found if s == step for t in terms)), step
 
 
 def _differs(a: Any, b: Any) -> bool:
