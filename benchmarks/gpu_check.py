@@ -435,35 +435,22 @@ def mmd_markdown(config: CheckConfig, device: torch.device, deadline: Deadline) 
     return text, {f"MMD {n}": out}
 
 
-def _under_bf16_autocast(fn: Callable[[Tensor], Any], device_type: str) -> Callable[
-        [Tensor], Any]:
-    @functools.wraps(fn)
-    def run(x: Tensor) -> Any:
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            return fn(x)
-
-    return run
-
-
 def gwae_step(batch: int, config: CheckConfig, device: torch.device, *, compiled: bool,
               bf16: bool) -> Callable[[], None]:
     """One GWAE training step as `otloss.train.Trainer.fit` takes it (``n_critic``
     critic steps, then a generator step, with GWAE's `training_defaults`) on a fixed
-    random batch. ``compiled`` compiles the model's ``losses`` and ``critic_losses``;
-    ``bf16`` runs them under bf16 autocast (backward outside it, as PyTorch advises)."""
+    random batch. ``compiled`` compiles the model's ``losses`` and ``critic_losses``
+    (before the trainer binds them); ``bf16`` is the trainer's ``precision="bf16"``."""
     from otloss.models import GWAE
     from otloss.train import Trainer
 
     torch.manual_seed(0)
     model = GWAE(config.gwae_shape)
-    trainer = Trainer(model, device=device, progress=False, **GWAE.training_defaults)
-    for name in ("losses", "critic_losses"):
-        fn = getattr(model, name)
-        if compiled:
-            fn = torch.compile(fn)
-        if bf16:
-            fn = _under_bf16_autocast(fn, device.type)
-        setattr(model, name, fn)
+    if compiled:
+        for name in ("losses", "critic_losses"):
+            setattr(model, name, torch.compile(getattr(model, name)))
+    trainer = Trainer(model, device=device, progress=False,
+                      precision="bf16" if bf16 else "fp32", **GWAE.training_defaults)
     gen = torch.Generator(device).manual_seed(0)
     x = torch.rand(batch, *config.gwae_shape, generator=gen, device=device)
 

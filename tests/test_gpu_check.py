@@ -29,6 +29,7 @@ from benchmarks.gpu_check import (
     sync_cases,
 )
 from benchmarks.harness import REPORT, phases, time_call, write_section
+from otloss.models import GWAE
 from tests.conftest import cuda
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,14 +152,31 @@ def test_timing_tables_have_a_row_per_case_on_tiny_sizes(device):
 
 
 def test_gwae_steps_are_timed_and_variants_that_do_not_fit_the_budget_skipped(device):
-    config = dataclasses.replace(TINY, compile_modes=(False, True))
+    config = dataclasses.replace(TINY, compile_modes=(False, True), bf16_modes=(False, True))
     text, outcomes = gwae_markdown(config, device, Deadline(gpu_check.NEEDS["gwae compiled"] - 1))
-    eager = outcomes["GWAE batch 4, eager, float32"]
-    compiled = outcomes["GWAE batch 4, compiled, float32"]
-    assert eager.status == "ok" and eager.value["runs"] == 1 and eager.value["first"] > 0
-    assert compiled.status == "skipped"
-    assert "| batch | eager, float32 | compiled, float32 |" in text
+    for precision in ("float32", "bf16 autocast"):
+        eager = outcomes[f"GWAE batch 4, eager, {precision}"]
+        assert eager.status == "ok" and eager.value["runs"] == 1 and eager.value["first"] > 0
+        assert outcomes[f"GWAE batch 4, compiled, {precision}"].status == "skipped"
+    assert ("| batch | eager, float32 | eager, bf16 autocast | compiled, float32 | "
+            "compiled, bf16 autocast |") in text
     assert "| 4 | " in text and "(first step " in text and "skipped: time budget" in text
+
+
+def test_the_compiled_gwae_step_trains_through_the_compiled_losses(device, monkeypatch):
+    calls = []
+
+    def fake_compile(fn):  # records which compiled function the trainer calls
+        def compiled(x):
+            calls.append(fn.__name__)
+            return fn(x)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    gpu_check.gwae_step(4, TINY, device, compiled=True, bf16=False)()
+    n_critic = GWAE.training_defaults["n_critic"]
+    assert calls == ["critic_losses"] * n_critic + ["losses"]
 
 
 def test_every_divergence_has_a_sync_case_that_runs_forward_and_backward(device):
