@@ -271,9 +271,10 @@ def test_pytest_is_interrupted_at_its_budget_and_counts_what_finished(tmp_path):
         "def test_skip(): pytest.skip('no')\n"
         "def test_zzz_sleep(): time.sleep(120)\n"
     )
-    run = run_pytest("sample", ["test_sample.py"], seconds=20, cwd=tmp_path)
-    assert (run.passed, run.failed, run.skipped) == (1, 1, 1)
-    assert run.failures == ["test_sample::test_fail"]
+    (tmp_path / "test_broken.py").write_text("import a_module_that_is_not_installed\n")
+    run = run_pytest("sample", ["test_sample.py", "test_broken.py"], seconds=20, cwd=tmp_path)
+    assert (run.passed, run.failed, run.skipped, run.errors) == (1, 1, 1, 1)
+    assert run.failures == ["test_broken", "test_sample::test_fail"]
     assert run.note == "interrupted at the time budget" and 20 <= run.seconds < 60
 
 
