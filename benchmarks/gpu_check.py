@@ -216,8 +216,9 @@ def read_junit(path: Path, label: str) -> PytestRun:
         tests = int(suite.get("tests", 0))
         failed, errors = int(suite.get("failures", 0)), int(suite.get("errors", 0))
         skipped = int(suite.get("skipped", 0))
-        run.failed, run.errors, run.skipped = failed, errors, skipped
-        run.passed = tests - failed - errors - skipped
+        run.failed, run.errors, run.skipped = run.failed + failed, run.errors + errors, \
+            run.skipped + skipped
+        run.passed += tests - failed - errors - skipped
         for case in suite.iter("testcase"):
             if case.find("failure") is not None or case.find("error") is not None:
                 # A module that failed to import has no class name.
@@ -259,6 +260,8 @@ def run_pytest(label: str, args: Sequence[str], *, seconds: float, cwd: Path = R
 
 
 def _test_env(device: str | None) -> dict[str, str]:
+    """This environment with the repository importable and ``OTLOSS_TEST_DEVICE=device``
+    (unset for ``None``)."""
     env = {k: v for k, v in os.environ.items() if k != "OTLOSS_TEST_DEVICE"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     if device is not None:
@@ -284,6 +287,7 @@ def suite_on_cuda(seconds: float, workers: int) -> PytestRun:
 
 
 def runs_markdown(runs: Sequence[PytestRun], shown: int = 30) -> str:
+    """Each run's counts and its first ``shown`` failed test ids."""
     lines = ["### Tests on CUDA", ""]
     for run in runs:
         lines.append(f"- {run.label}: {run.summary()}")
