@@ -4,8 +4,9 @@ Every check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError
 (wrong shape, device, value or size) with the offending shapes in the message. Shape,
 dtype and device checks read only tensor metadata, so they never synchronise with an
 accelerator. Value checks (non-negative weights) read data: on the CPU they raise
-``ValueError`` at once, on accelerators they are queued with ``torch._assert_async``
-so the hot path stays free of host syncs.
+``ValueError`` at once, on accelerators (and inside a ``torch.compile`` graph, where a
+host read would break the graph) they are queued with ``torch._assert_async`` so the
+hot path stays free of host syncs.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def check_weights(
     wd = w.detach()
     nonneg = (wd >= 0).all()  # False for NaN as well
     total_ok = ((wd.sum(-1) - 1).abs() <= atol).all() if normalized else None
-    if wd.device.type == "cpu":
+    if _reads_host(wd):
         if not bool(nonneg):
             if not bool(wd.isfinite().all()):
                 raise ValueError(f"{name} must be finite and non-negative, got NaN or Inf entries")
@@ -261,10 +262,16 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value  # type: ignore[return-value]
 
 
+def _reads_host(t: Tensor) -> bool:
+    """Whether a value check may read ``t`` on the host: on the CPU, outside a compiled graph."""
+    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def _queue_or_raise(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
     """Raise ``ValueError`` now on the CPU (with ``detail()``, which may read the data);
-    on accelerators queue the check with the plain ``message``, without a host sync."""
-    if ok.device.type == "cpu":
+    on accelerators and under ``torch.compile`` queue the check with the plain
+    ``message``, without a host sync."""
+    if _reads_host(ok):
         if not bool(ok):
             raise ValueError(message + ("" if detail is None else detail()))
     else:

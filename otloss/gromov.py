@@ -78,6 +78,7 @@ from otloss._checks import (
 )
 from otloss.ops import (
     autocast_disabled,
+    first_order_only,
     full_precision,
     loss_precision,
     pairwise_distances,
@@ -343,7 +344,10 @@ class _GromovWassersteinFunction(torch.autograd.Function):
         return value, t
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order_only(
+        "gromov_wasserstein",
+        "for higher-order gradients use otloss.gw_loss (GWEstimator), which supports them",
+    )
     def backward(ctx, grad_value: Tensor, _: Tensor):  # type: ignore[override]
         cx, cy, a, b, t, f, g_pot = ctx.saved_tensors
         dec = _DECOMPOSITIONS[ctx.cfg.loss]
@@ -446,7 +450,8 @@ def gromov_wasserstein(
     T h_2(C^y) T^\top$ (square loss: $2 C^x \odot a a^\top - 2 T C^y T^\top$), the
     centred potentials for ``a`` and ``b``. They are exact for the entropic value
     (``entropic=True``) at a converged plan; for the value without entropy they are
-    POT's partial derivatives at the plan.
+    POT's partial derivatives at the plan. They are first order only:
+    ``create_graph=True`` raises a ``RuntimeError``.
 
     Args:
         Cx: cost matrix of the first space, ``(N, N)`` or ``(B, N, N)``; with ``metric``,

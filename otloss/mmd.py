@@ -37,7 +37,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from otloss._checks import (
     check_bandwidth,
@@ -146,9 +145,10 @@ def mmd(
     Returns:
         The estimate: a scalar, or ``(B,)`` for batched inputs (``(0,)`` for ``B = 0``), in
         the input dtype (half precision is computed in float32). A NaN or infinite
-        coordinate gives NaN. Gradients reach the points and the weights; registered
-        kernels give first-order gradients only (no double backward, e.g. for a gradient
-        penalty through the MMD: use a plain callable kernel).
+        coordinate gives NaN. Gradients reach the points and the weights, to any order:
+        registered kernels form first-order gradients in their fused pass, and a
+        backward pass with ``create_graph=True`` differentiates the dense kernel
+        matrices instead (O(N M) memory).
 
     Shape:
         - x: ``(N, D)`` or ``(B, N, D)``; y: ``(M, D)`` or ``(B, M, D)``
@@ -434,8 +434,14 @@ def _fused_mmd(
     # needs_input_grad inside a Function ignores no_grad mode, so decide here.
     grad = torch.is_grad_enabled()
     needs = tuple(grad and t.requires_grad for t in (xs, ys, a, b))
-    block = _CPU_BLOCK * torch.get_num_threads() if x.device.type == "cpu" else _DEVICE_BLOCK
+    block = _cpu_block() if x.device.type == "cpu" else _DEVICE_BLOCK
     return _FusedMMD.apply(xs, ys, x2, y2, a, b, kernel, scales, unbiased, needs, block)
+
+
+@torch.compiler.assume_constant_result
+def _cpu_block() -> int:
+    """`_CPU_BLOCK` times the thread count (a constant of a compiled graph)."""
+    return _CPU_BLOCK * torch.get_num_threads()
 
 
 class _FusedMMD(torch.autograd.Function):
@@ -454,8 +460,10 @@ class _FusedMMD(torch.autograd.Function):
 
     The self terms are symmetric, so only the strip of each row block right of its
     diagonal block is built, and its off-diagonal part is used twice (rows and columns).
-    Gradients are formed in the forward pass and scaled in the backward pass (first order
-    only, hence ``once_differentiable``).
+    Gradients are formed in the forward pass and scaled in the backward pass. A backward
+    pass that records a graph (``create_graph=True``, e.g. ``gradgradcheck`` or a penalty
+    on the gradient) instead differentiates the dense closed form `_dense_mmd` at the
+    saved inputs, so higher-order gradients are exact at the dense path's memory cost.
     """
 
     @staticmethod
@@ -506,18 +514,36 @@ class _FusedMMD(torch.autograd.Function):
             gb = 2 * sums["kw_y"] / zy[:, None] - 2 * sums["kta"]
             grads[3] = gb - 2 * _others(b) * (syy / zy**2)[:, None] if unbiased else gb
         ctx.grads = grads
+        ctx.kernel, ctx.scales, ctx.unbiased = kernel, scales, unbiased
+        ctx.save_for_backward(xs, ys, a, b)
         return value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_value: Tensor):  # type: ignore[override]
-        out = []
-        for g in ctx.grads:
-            if g is None:
-                out.append(None)
-            else:
-                out.append(g * grad_value.reshape(-1, *([1] * (g.dim() - 1))))
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            out = _differentiable_grads(ctx, grad_value)
+        else:
+            out = [
+                None if g is None else g * grad_value.reshape(-1, *([1] * (g.dim() - 1)))
+                for g in ctx.grads
+            ]
         return (out[0], out[1], None, None, out[2], out[3], None, None, None, None, None)
+
+
+def _differentiable_grads(ctx, grad_value: Tensor) -> list[Tensor | None]:  # type: ignore[no-untyped-def]
+    """The fused pass's input gradients as a graph: autograd through `_dense_mmd` at the
+    saved (scaled) inputs, where the kernel's base constant is 1."""
+    inputs = ctx.saved_tensors
+    wanted = [i for i, need in enumerate(g is not None for g in ctx.grads) if need]
+    with torch.enable_grad():
+        value = _dense_mmd(*inputs, ctx.kernel, 1.0, ctx.scales, ctx.unbiased)
+        grads = torch.autograd.grad(
+            value, [inputs[i] for i in wanted], grad_value, create_graph=True
+        )
+    out: list[Tensor | None] = [None] * 4
+    for i, g in zip(wanted, grads, strict=True):
+        out[i] = g
+    return out
 
 
 class _Plan:

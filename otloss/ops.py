@@ -15,6 +15,7 @@ distance), never a finite number (see ``docs/input-policy.md``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "center_pair",
     "compute_dtype",
     "energy_kernel",
+    "first_order_only",
     "floored_exp",
     "floored_exp_",
     "full_precision",
@@ -192,6 +194,34 @@ def _self_sqdist(x: Tensor) -> Tensor:
     eye = torch.eye(x.shape[-2], dtype=torch.bool, device=x.device)
     # An exact zero diagonal, except for a non-finite point, whose distance stays NaN.
     return torch.where(eye, d2 * 0, d2)
+
+
+def first_order_only(what: str, instead: str) -> Callable[[Callable], Callable]:
+    """Mark a ``torch.autograd.Function.backward`` as first order only.
+
+    The backward runs without recording a graph (as ``once_differentiable``), and a
+    backward pass asked to record one (``create_graph=True``: double backward,
+    ``gradgradcheck``, a penalty on the gradient) raises a ``RuntimeError`` naming
+    ``what`` and the alternative ``instead`` at once, rather than returning a gradient
+    that fails only when it is differentiated again. Inside a compiled graph the check
+    is left to the compiler (which rejects double backward itself).
+    """
+
+    def decorate(backward: Callable) -> Callable:
+        @functools.wraps(backward)
+        def wrapper(ctx, *grads):  # type: ignore[no-untyped-def]
+            if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+                raise RuntimeError(
+                    f"{what} is differentiable once only (its gradients come from the "
+                    "envelope theorem, not from a graph), so create_graph=True and double "
+                    f"backward are not supported; {instead}"
+                )
+            with torch.no_grad():
+                return backward(ctx, *grads)
+
+        return wrapper
+
+    return decorate
 
 
 class _SelfSqdist(torch.autograd.Function):

@@ -40,7 +40,7 @@ from otloss._checks import (
     check_weights,
 )
 from otloss.distributed import gather_clouds
-from otloss.ops import loss_precision
+from otloss.ops import first_order_only, loss_precision
 from otloss.sinkhorn._geometry import CostFunction, CostGeometry
 from otloss.sinkhorn._solver import (
     NonFiniteSinkhornError,
@@ -150,13 +150,19 @@ class _SinkhornFunction(torch.autograd.Function):
         if cfg.debias:
             f, g = f - pot.f_aa, g - pot.g_bb
         ctx.save_for_backward(a, b)
+        # The temperature is a view of the loop's constant table: a copy keeps the
+        # saved state free of aliases, which a compiled graph cannot carry over.
+        pot = dataclasses.replace(pot, eps=pot.eps.clone())
         ctx.cfg, ctx.pot, ctx.geometries = cfg, pot, geometries
         ctx.mark_non_differentiable(f, g, pot.error, pot.converged)
         record["iterations"] = pot.iterations
         return value, f, g, pot.error, pot.converged
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order_only(
+        "sinkhorn_divergence",
+        "for higher-order gradients use otloss.mmd, which supports them",
+    )
     def backward(ctx, grad_value: Tensor, *_: Tensor):  # type: ignore[override]
         a, b = ctx.saved_tensors
         cfg: _Config = ctx.cfg
@@ -333,8 +339,9 @@ def sinkhorn_divergence(
 
     Gradients w.r.t. ``x``, ``y`` and the weights follow from the envelope theorem
     (no backpropagation through the loop: memory does not depend on the iterations;
-    first-order only). Weight gradients are centred over the support (balanced OT
-    fixes potentials only up to ``(f + c, g - c)``), as POT does.
+    first-order only: ``create_graph=True`` raises a ``RuntimeError``). Weight gradients
+    are centred over the support (balanced OT fixes potentials only up to
+    ``(f + c, g - c)``), as POT does.
 
     Non-finite points raise a ``ValueError`` naming the input whenever the call reads
     data on the host anyway (``diameter=None``, or a stopping test); with ``diameter``
@@ -422,9 +429,13 @@ def sinkhorn_divergence(
             )
     blocked = backend == "blocked" or (backend == "auto" and nb * n * m > AUTO_BLOCKED_ELEMENTS)
     # Shared points: the cross cost gets the exact zero diagonal of a self cost (reading
-    # the data is free on the CPU; elsewhere only the same tensor object counts).
+    # the data is free on the CPU; elsewhere, and in a compiled graph, only the same
+    # tensor object counts).
     shared = x is y or (
-        x.device.type == "cpu" and x.shape == y.shape and bool(torch.equal(x, y))
+        x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and x.shape == y.shape
+        and bool(torch.equal(x, y))
     )
     cfg = dataclasses.replace(cfg, blocked=blocked, shared=shared)
     record: dict[str, int] = {}

@@ -79,6 +79,7 @@ class NonFiniteSinkhornError(ValueError):
     """The potentials became NaN or infinite: an input or the cost is not finite."""
 
 
+@torch.compiler.assume_constant_result
 def epsilon_schedule(p: float, diameter: float, blur: float, scaling: float) -> list[float]:
     r"""Temperatures of the epsilon-annealing heuristic, GeomLoss's schedule.
 
