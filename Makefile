@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast lint docs dist katex bench reproduce clean
+.PHONY: install demo test test-fast lint docs dist katex bench gpu-check reproduce clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,14 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks
+
+# On a CUDA machine, under 8 minutes: the CUDA-marked tests, a host-synchronisation check of
+# every divergence, CUDA timings, then the whole suite with OTLOSS_TEST_DEVICE=cuda; writes
+# the CUDA section of docs/benchmarks.md. Without CUDA it says so and exits 0. Install a CUDA
+# build first (make install TORCH=torch on a fresh clone), or run
+# `python -m benchmarks.gpu_check` with a Python that has one.
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check
 
 reproduce: $(STAMP)
 	$(BIN)/python -m benchmarks.reproduce

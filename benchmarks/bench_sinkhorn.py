@@ -18,32 +18,17 @@ import warnings
 
 import torch
 
-from benchmarks.harness import REPORT, table, write_section
+from benchmarks.harness import REPORT, phases, table, write_section
 
 BLUR = 0.05
 FIXED = {"tol": None, "rtol": None}
 FIGURE = REPORT.parent / "assets" / "sinkhorn_tradeoff.png"
 
 
-def _clouds(n, m, d, seed, batch=()):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*batch, n, d, generator=g), torch.randn(*batch, m, d, generator=g) + 0.5
-
-
-def _phases(fn, x, y, repeats=3):
-    """Median forward, backward and total seconds of ``fn(x, y).sum().backward()``."""
-    fwd, bwd = [], []
-    for _ in range(repeats):
-        xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
-        t0 = time.perf_counter()
-        value = fn(xr, yr)
-        t1 = time.perf_counter()
-        value.sum().backward()
-        t2 = time.perf_counter()
-        fwd.append(t1 - t0)
-        bwd.append(t2 - t1)
-    f, b = statistics.median(fwd), statistics.median(bwd)
-    return {"fwd": f, "bwd": b, "total": f + b, "ratio": b / f}
+def _clouds(n, m, d, seed, batch=(), device="cpu"):
+    g = torch.Generator(device).manual_seed(seed)
+    x = torch.randn(*batch, n, d, generator=g, device=device)
+    return x, torch.randn(*batch, m, d, generator=g, device=device) + 0.5
 
 
 def _fmt(ph):
@@ -63,14 +48,14 @@ def _large(rows):
     import otloss
 
     x, y = _clouds(4096, 4096, 64, 0)
-    ours = _phases(lambda u, v: otloss.sinkhorn_divergence(u, v, **FIXED), x, y)
-    geom = _phases(_geomloss(), x, y)
+    ours = phases(lambda u, v: otloss.sinkhorn_divergence(u, v, **FIXED), x, y)
+    geom = phases(_geomloss(), x, y)
     rows.append([
         "4096x4096, D=64, fixed schedule (GeomLoss's)", _fmt(ours),
         f"GeomLoss tensorized {_fmt(geom)}", f"{geom['total'] / ours['total']:.1f}x faster",
     ])  # fmt: skip
     ref = float(otloss.sinkhorn_divergence(x.double(), y.double(), rtol=1e-6, max_iter=2000))
-    default = _phases(lambda u, v: otloss.sinkhorn_divergence(u, v), x, y, repeats=1)
+    default = phases(lambda u, v: otloss.sinkhorn_divergence(u, v), x, y, repeats=1)
     out = otloss.sinkhorn_divergence(x, y, potentials=True)
     fixed = float(otloss.sinkhorn_divergence(x, y, **FIXED))
     rows.append([
@@ -87,8 +72,8 @@ def _batched(rows):
     import otloss
 
     x, y = _clouds(512, 512, 16, 3, batch=(8,))
-    ours = _phases(lambda u, v: otloss.sinkhorn_divergence(u, v, **FIXED), x, y, repeats=5)
-    geom = _phases(_geomloss(), x, y, repeats=5)
+    ours = phases(lambda u, v: otloss.sinkhorn_divergence(u, v, **FIXED), x, y, repeats=5)
+    geom = phases(_geomloss(), x, y, repeats=5)
     rows.append([
         "batched B=8, 512x512, D=16, fixed schedule", _fmt(ours), f"GeomLoss {_fmt(geom)}",
         f"{geom['total'] / ours['total']:.1f}x faster",
@@ -121,7 +106,7 @@ def _vs_pot(rows):
     )
     pot_err = float((plan.sum(0) - a).abs().sum() + (plan.sum(1) - a).abs().sum())
     tol = max(pot_err, 1e-6)
-    ours = _phases(lambda u, v: otloss.sinkhorn_divergence(u, v, debias=False, tol=tol), x, y)
+    ours = phases(lambda u, v: otloss.sinkhorn_divergence(u, v, debias=False, tol=tol), x, y)
     out = otloss.sinkhorn_divergence(x, y, debias=False, tol=tol, potentials=True)
     rows.append([
         f"1024x1024, D=3, OT_eps (debias=False) to POT's L1 marginal error {pot_err:.1e} "
@@ -167,7 +152,7 @@ def _blocked(rows):
         x, y = _clouds(16384, 16384, 3, 2)
         online = _geomloss("online")
         online(x[:64], y[:64])  # compiles the KeOps formulas (minutes, once): not timed
-        kp = _phases(online, x, y, repeats=1)
+        kp = phases(online, x, y, repeats=1)
         keops = f"GeomLoss online (KeOps, CPU) {_fmt(kp)}; {kp['total'] / ph['total']:.1f}x"
     rows.append([
         "16384x16384, D=3, backend='blocked', fixed schedule",
@@ -211,7 +196,7 @@ def _ott(rows):
         times.append(time.perf_counter() - t0)
     ott_time = statistics.median(times)
     stop = {"tol": threshold, "rtol": None, "max_iter": 5000}
-    ours = _phases(lambda a, b: otloss.sinkhorn_divergence(a, b, **stop), x, y)
+    ours = phases(lambda a, b: otloss.sinkhorn_divergence(a, b, **stop), x, y)
     mine = otloss.sinkhorn_divergence(x, y, **stop, potentials=True)
     rows.append([
         f"2048x2048, D=3, to an L1 marginal error of {threshold:g} (OTT: cost |x-y|^2, "
@@ -264,7 +249,7 @@ def _tradeoff() -> str:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ph = _phases(fn, x, y)
+                ph = phases(fn, x, y)
                 value = float(fn(x, y))
             err = max(abs(value - ref) / ref, 1e-8)
             ax.scatter(ph["total"], err, label=name, s=40)
