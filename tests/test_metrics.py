@@ -27,6 +27,7 @@ from otloss.metrics import (  # noqa: E402
     isometry_pairs,
     knn_accuracy,
     mig,
+    normalized_mutual_information,
     ood_auroc,
     psnr,
     sample_codes,
@@ -88,6 +89,21 @@ def test_mig_is_exactly_one_or_zero_for_hand_built_codes():
     assert mig(informative_and_constant, factor) == pytest.approx(1.0, abs=1e-12)
     duplicated = np.concatenate([factor, factor], axis=1).astype(float)
     assert mig(duplicated, factor) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_normalized_mutual_information_tells_unencoded_from_spread_factors():
+    rng = np.random.default_rng(4)
+    factor = rng.integers(0, 2, size=(400, 1))
+    # the factor copied into two dimensions: encoded (maximum 1) but MIG 0
+    spread = normalized_mutual_information(np.concatenate([factor, factor], 1), factor)
+    np.testing.assert_allclose(spread, 1.0, atol=1e-12)
+    noise = normalized_mutual_information(rng.normal(size=(400, 2)), factor)
+    assert noise.shape == (2, 1) and noise.max() < 0.05
+    # MIG is the mean over factors of the gap between the two largest entries
+    factors = random_factors(500, rng)
+    codes = factors + 0.3 * rng.normal(size=factors.shape)
+    top = np.sort(normalized_mutual_information(codes, factors), axis=0)
+    assert mig(codes, factors) == pytest.approx(float(np.mean(top[-1] - top[-2])), abs=1e-12)
 
 
 def test_mig_is_invariant_to_permuting_and_rescaling_code_dimensions():

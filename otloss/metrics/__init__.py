@@ -19,6 +19,7 @@ from otloss.metrics.disentanglement import (
     dci_from_importance,
     factor_vae_score,
     mig,
+    normalized_mutual_information,
     sample_codes,
     sap,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "isometry_pairs",
     "knn_accuracy",
     "mig",
+    "normalized_mutual_information",
     "ood_auroc",
     "psnr",
     "sample_codes",

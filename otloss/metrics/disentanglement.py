@@ -233,7 +233,32 @@ def mig(codes: object, factors: object, n_bins: int = 20) -> float:
     Returns:
         MIG in [0, 1] (1: each factor captured by exactly one code dimension).
     """
-    skm = import_optional("sklearn.metrics", "otloss.metrics.mig")
+    top = np.sort(_normalized_mi(codes, factors, n_bins, "otloss.metrics.mig"), axis=0)[::-1]
+    return float(np.mean(top[0] - top[1]))
+
+
+def normalized_mutual_information(codes: object, factors: object, n_bins: int = 20) -> np.ndarray:
+    r"""$I(c_i; v_k) / H(v_k)$ for every code dimension $i$ and factor $k$: MIG's
+    steps 1 and 2 (binned codes, plug-in MI, see `mig`), normalised by the factors'
+    entropies.
+
+    Its column maxima say how much of each factor the most informative code dimension
+    carries: a low MIG with low maxima means the factors are not encoded at all, a low
+    MIG with high maxima means they are encoded but spread over several dimensions.
+
+    Args:
+        codes: ``(N, L)`` representations, L >= 2.
+        factors: ``(N, K)`` discrete factors, none constant.
+        n_bins: number of histogram bins per code dimension.
+
+    Returns:
+        ``(L, K)`` float64 array in [0, 1] (up to the plug-in estimate's upward bias).
+    """
+    return _normalized_mi(codes, factors, n_bins, "otloss.metrics.normalized_mutual_information")
+
+
+def _normalized_mi(codes: object, factors: object, n_bins: int, caller: str) -> np.ndarray:
+    skm = import_optional("sklearn.metrics", caller)
     codes = as_codes("codes", codes, min_samples=2, min_dims=2)
     factors = as_factors("factors", factors)
     check_same_length(codes=codes, factors=factors)
@@ -249,8 +274,7 @@ def mig(codes: object, factors: object, n_bins: int = 20) -> float:
         ]
     )  # (L, K)
     entropy = np.array([skm.mutual_info_score(f, f) for f in factors.T])
-    top = np.sort(mi, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / entropy))
+    return mi / entropy
 
 
 # --------------------------------------------------------------------------- SAP
