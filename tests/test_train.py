@@ -743,14 +743,16 @@ def test_has_critic_and_the_trainers_test_agree_on_every_reference_model(tmp_pat
 
 
 def test_model_config_round_trips_through_from_config():
-    from otloss.models import GWAE, TCWAE
+    from otloss.models import GMVAE, GWAE, TCWAE
 
     for model in (GWAE((1, 16, 16), 4, prior="normal", lambda_w=3.0),
-                  TCWAE((6,), 2, estimator="gan", beta=2.0)):
+                  TCWAE((6,), 2, estimator="gan", beta=2.0),
+                  GMVAE((6,), 2, 3, beta=2.0, head_hidden=(8,))):  # a subclass's **kwargs
         config = model.config()
         assert json.loads(json.dumps(config)) == config
         rebuilt = type(model).from_config(config)
         assert rebuilt.config() == config
         assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    assert GMVAE((6,), 2, 3, head_hidden=(8,)).config()["arguments"]["head_hidden"] == [8]
     with pytest.raises(TypeError, match=r"GWAE\(encoder=\.\.\.\) is a Linear"):
         GWAE((6,), 2, prior="normal", encoder=nn.Linear(6, 4)).config()

@@ -24,8 +24,8 @@ from otloss.train import seed_everything
 GW_CONVERGED = 2.0
 
 SPREAD = {
-    True: ": the model's images are still closer together than the data after a fraction "
-          "of an epoch.",
+    True: ": the model's images are still closer together than the data after {epochs:.2f} "
+          "epochs.",
     False: ".",
 }
 
@@ -133,7 +133,8 @@ def gwae_experiment(ctx: Context, mnist: tuple[Tensor, ...]) -> Section:
         f"the prior is {fmt(emp[-1])} from the data and {fmt(gen[-1])} from the generated "
         f"images, whose mean pairwise distance is {spread['generated']:.2f} against the "
         f"data's {spread['data']:.2f}"
-        + choose(SPREAD, emp[-1] > gen[-1] and spread["generated"] < spread["data"]),
+        + choose(SPREAD, emp[-1] > gen[-1] and spread["generated"] < spread["data"]).format(
+            epochs=steps * batch / x_train.shape[0]),
         converged_sentence(est[-1], steps),
     ]
     figures = [("L_GW against POT's empirical GW over training (GWAE fig. 1a)", gw_fig),

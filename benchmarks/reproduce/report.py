@@ -163,8 +163,8 @@ def write_report(path: Path, sections: list[Section], *, budget_minutes: float, 
         "",
         ("(`make reproduce`), which" if default_budget else "which")
         + f" took **{seconds / 60:.1f} minutes** of wall time in {jobs} worker process(es) "
-        f"of {threads} torch thread(s) each ({where[0]}, {os.cpu_count()} cores shared with "
-        f"other jobs; {', '.join(where[2:])}). Budget: {budget_minutes:g} minutes (scale "
+        f"of {threads} torch thread(s) each ({where[0]}, {os.cpu_count()} cores; "
+        f"{', '.join(where[2:])}). Budget: {budget_minutes:g} minutes (scale "
         f"{budget_minutes / REFERENCE_MINUTES:.3g} of the step counts and sizes sized for "
         f"{REFERENCE_MINUTES:g} minutes on two cores); seed {seed}. The key numbers are "
         "also in `results.json` beside this page. The papers train for hours on GPUs; "

@@ -218,6 +218,9 @@ class OTAutoencoder(nn.Module):
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop(next(iter(bound.signature.parameters)))  # self
+        for name, parameter in bound.signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:  # a subclass's **kwargs
+                arguments.update(arguments.pop(name))
         object.__setattr__(self, "_init_arguments", arguments)
         return self
 
