@@ -3,6 +3,7 @@ exact resume; an example script under torchrun; the ``precision`` option."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -46,6 +47,12 @@ def _worker(rank: int, port: int, out: str, per_rank_dirs: bool, max_steps: int,
     torch.save({"state": trainer.model.state_dict(), "step": trainer.step,
                 "world": trainer.world_size},
                Path(results) / f"rank{rank}.pt")
+    # Free the DDP wrappers (they hold the process group) while both ranks are alive, then
+    # destroy the group together: a gloo group destructed after its peer has exited can
+    # block forever joining its worker thread.
+    del trainer
+    gc.collect()
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
