@@ -61,7 +61,6 @@ __all__ = [
     "check_square",
     "check_weights",
     "check_widths",
-    "compute_dtype",
 ]
 
 

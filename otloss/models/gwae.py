@@ -42,7 +42,6 @@ from otloss._checks import (
     check_floating,
     check_nonnegative,
     check_prior_matches,
-    compute_dtype,
 )
 from otloss.critic import JointCritic, KantorovichCritic
 from otloss.gaussian import gaussian_entropy
@@ -57,6 +56,7 @@ from otloss.models.base import (
     reparameterize,
     squared_error,
 )
+from otloss.ops import compute_dtype
 from otloss.priors import (
     FactorizedNeuralPrior,
     GaussianMixturePrior,
